@@ -9,7 +9,7 @@
 #
 # The microphone (cpal → ALSA) cross-builds against the multiarch libasound2-dev:arm64/:armhf that
 # setup-cross.sh installs. Afterwards each binary runs `--version` under qemu-user as a smoke test.
-# Binaries: target/<triple>/release/earshot
+# Binaries: target/cross/<triple>/release/earshot (EARSHOT_CROSS_TARGET_DIR overrides target/cross)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -31,6 +31,9 @@ done
 if [[ "${EARSHOT_SKIP_SETUP:-0}" != 1 ]]; then
     bash scripts/setup-cross.sh
 fi
+# ARM builds get their own target directory, so they never hold the lock of target/release
+# (native builds and tests can go on meanwhile); override with EARSHOT_CROSS_TARGET_DIR.
+export CARGO_TARGET_DIR="${EARSHOT_CROSS_TARGET_DIR:-target/cross}"
 
 target_args=()
 for t in "${targets[@]}"; do target_args+=(--target "$t"); done
@@ -41,7 +44,7 @@ echo "cross-build: built ${targets[*]} in $(( $(date +%s) - start )) s" >&2
 
 dir_of_profile() { if [[ "$1" == dev ]]; then echo debug; else echo "$1"; fi; }
 for t in "${targets[@]}"; do
-    bin="target/$t/$(dir_of_profile "$profile")/earshot"
+    bin="$CARGO_TARGET_DIR/$t/$(dir_of_profile "$profile")/earshot"
     case "$t" in
         aarch64-*) runner=qemu-aarch64 ;;
         armv7-*) runner=qemu-arm ;;

@@ -55,12 +55,16 @@ for arch in "${arches[@]}"; do
         arm64) target_args=(--target aarch64-unknown-linux-gnu) ;;
         armhf) target_args=(--target armv7-unknown-linux-gnueabihf) ;;
     esac
-    if [[ "$arch" != amd64 && "${EARSHOT_SKIP_SETUP:-0}" != 1 ]]; then
-        bash scripts/setup-cross.sh
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    if [[ "$arch" != amd64 ]]; then
+        [[ "${EARSHOT_SKIP_SETUP:-0}" == 1 ]] || bash scripts/setup-cross.sh
+        # The same directory as scripts/cross-build.sh and scripts/test-arm.sh: reuses their build.
+        target_dir="${EARSHOT_CROSS_TARGET_DIR:-target/cross}"
     fi
     start=$(date +%s)
     log "building the $arch package"
-    deb="$(cargo deb --locked "${target_args[@]}" --output target/debian/ | tail -n 1)"
+    deb="$(CARGO_TARGET_DIR="$target_dir" cargo deb --locked "${target_args[@]}" \
+        --output target/debian/ | tail -n 1)"
     [[ -f "$deb" ]] || die "cargo deb did not report a package file (got '$deb')"
     log "$arch: $deb ($(stat -c %s "$deb") bytes, $(( $(date +%s) - start )) s)"
     echo "$deb"
