@@ -139,6 +139,7 @@ install_in_overlay() {
     mkdir -p "$o/upper" "$o/work" "$o/root"
     cp "$deb" "$o/earshot.deb"
     cp scripts/check-installed.sh "$o/check-installed.sh"
+    cp samples/woman-speaks.wav "$o/sample.wav"
     # shellcheck disable=SC2016 # the inner script expands its own "$1"
     if unshare --mount --propagation private bash -c '
         set -euo pipefail
@@ -148,7 +149,7 @@ install_in_overlay() {
         mount --rbind /dev "$o/root/dev"
         mount -t tmpfs tmpfs "$o/root/tmp"
         mount -t tmpfs tmpfs "$o/root/run"
-        cp "$o/earshot.deb" "$o/check-installed.sh" "$o/root/tmp/"
+        cp "$o/earshot.deb" "$o/check-installed.sh" "$o/sample.wav" "$o/root/tmp/"
         chroot "$o/root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
             bash /tmp/check-installed.sh /tmp/earshot.deb
     ' _ "$o"; then

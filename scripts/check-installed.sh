@@ -69,6 +69,24 @@ if out="$(as_earshot /usr/bin/earshot info 2>&1)" \
 else
     bad "as user earshot: earshot info → $out"
 fi
+# The service's own command line (ExecStart) with the installed config: validated as is, then
+# run once with a file as the source instead of the (absent) microphone.
+exec_start="$(sed -n 's/^ExecStart=//p' "${unit:-/dev/null}")"
+read -r -a cmd <<<"${exec_start:-/usr/bin/earshot listen --config /etc/earshot/earshot.toml}"
+if out="$(as_earshot "${cmd[@]}" --check-config 2>&1)"; then
+    pass "as user earshot: ${cmd[*]} --check-config"
+else
+    bad "as user earshot: ${cmd[*]} --check-config → $out"
+fi
+if [[ -f /tmp/sample.wav ]]; then
+    if out="$(cd /var/lib/earshot && timeout 600 setpriv --reuid=earshot --regid=earshot \
+        --init-groups --no-new-privs -- "${cmd[@]}" --file /tmp/sample.wav --fast \
+        --format jsonl 2>/tmp/listen.err)" && grep -q '"caption"' <<<"$out"; then
+        pass "as user earshot: the service command captions a file: $(head -n 1 <<<"$out")"
+    else
+        bad "as user earshot: service command on a file → $out $(tail -n 5 /tmp/listen.err)"
+    fi
+fi
 as_earshot head -c 1 /etc/earshot/earshot.toml >/dev/null \
     && pass "as user earshot: config readable" || bad "as user earshot: cannot read the config"
 if as_earshot head -c 1 /etc/shadow >/dev/null 2>&1; then
