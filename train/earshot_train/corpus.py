@@ -47,6 +47,8 @@ from earshot_train.captions import CLASSES, make_captions
 from earshot_train.shared import REPO_ROOT, shared_dir
 
 SPLITS = ("train", "val", "test_single", "test_mix", "audio_only")
+#: bumped whenever the builder's output for a given config changes (part of the "already built" check)
+BUILDER_VERSION = 2
 KINDS = ("single", "bed", "overlap", "sequence")
 
 
@@ -141,7 +143,8 @@ class CorpusConfig:
         return cls.from_dict(section)
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        text = json.dumps({"builder": BUILDER_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def cache_root(cfg: CorpusConfig | None = None) -> Path:
@@ -661,6 +664,7 @@ def build_corpus(
         "name": cfg.name,
         "config": asdict(cfg),
         "config_digest": cfg.digest(),
+        "builder_version": BUILDER_VERSION,
         "sample_rate": cfg.sample_rate,
         "clip_seconds": cfg.clip_seconds,
         "counts": counts,

@@ -6,7 +6,8 @@ frequency-pooled last feature map), ``emb`` (float32 ``[384]``), ``top_idx`` (in
 tag names per clip and ``<out>/teacher_info.json`` the model, front end and shapes. Resumable: clips
 whose ``.npz`` exists are skipped (files are written atomically).
 
-``python -m earshot_train.teacher_cache --corpus <corpus dir> [--out DIR] [--splits train val ...]``
+``python -m earshot_train.teacher_cache --corpus <corpus dir> [--teacher mn04|yamnet] [--out DIR]
+[--splits train val ...]`` (YAMNet is optional and needs ``ai-edge-litert``: see ``teacher/yamnet.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,27 @@ def _save_atomic(path: Path, **arrays: np.ndarray) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
+
+
+def _write_summary(out: Path, rows: list[dict[str, Any]], labels: list[str], info: dict[str, Any]) -> None:
+    """``tags.jsonl`` and ``teacher_info.json`` (cheap to rewrite from the per-clip files)."""
+    first = load_teacher_features(out, rows[0]["id"]) if rows else None
+    with open(out / "tags.jsonl.tmp", "w") as f:
+        for r in rows:
+            z = load_teacher_features(out, r["id"])
+            tags = [
+                [labels[int(i)], round(float(p), 4)] for i, p in zip(z["top_idx"], z["top_prob"], strict=True)
+            ]
+            f.write(json.dumps({"id": r["id"], "top": tags}) + "\n")
+    os.replace(out / "tags.jsonl.tmp", out / "tags.jsonl")
+    info = {
+        **info,
+        "n_clips": len(rows),
+        "splits": sorted({r["split"] for r in rows}),
+        "frames_shape": list(first["frames"].shape) if first is not None else None,
+        "emb_dim": int(first["emb"].shape[0]) if first is not None else None,
+    }
+    (out / "teacher_info.json").write_text(json.dumps(info, indent=1) + "\n")
 
 
 @torch.no_grad()
@@ -111,27 +133,54 @@ def cache_teacher_features(
         bar.update(len(batch))
     bar.close()
 
-    # summary files (cheap to rewrite from the per-clip files)
-    first = load_teacher_features(out, rows[0]["id"]) if rows else None
-    with open(out / "tags.jsonl.tmp", "w") as f:
-        for r in rows:
-            z = load_teacher_features(out, r["id"])
-            tags = [
-                [labels[int(i)], round(float(p), 4)] for i, p in zip(z["top_idx"], z["top_prob"], strict=True)
-            ]
-            f.write(json.dumps({"id": r["id"], "top": tags}) + "\n")
-    os.replace(out / "tags.jsonl.tmp", out / "tags.jsonl")
-    info: dict[str, Any] = {
-        "teacher": TEACHER_NAME,
-        "frontend": MN04_FRONTEND.to_dict(),
-        "n_clips": len(rows),
-        "splits": sorted({r["split"] for r in rows}),
-        "frames_shape": list(first["frames"].shape) if first is not None else None,
-        "emb_dim": int(first["emb"].shape[0]) if first is not None else None,
-        "top_k": top_k,
-        "time_stride_mel_frames": 32,
-    }
-    (out / "teacher_info.json").write_text(json.dumps(info, indent=1) + "\n")
+    _write_summary(
+        out,
+        rows,
+        labels,
+        {
+            "teacher": TEACHER_NAME,
+            "frontend": MN04_FRONTEND.to_dict(),
+            "top_k": top_k,
+            "time_stride_mel_frames": 32,
+        },
+    )
+    return out
+
+
+def cache_yamnet_features(
+    corpus_dir: str | Path,
+    out_dir: str | Path | None = None,
+    splits: Sequence[str] | None = None,
+    embedder: Any = None,
+    top_k: int = 5,
+    progress: bool = True,
+) -> Path:
+    """Optional second teacher: YAMNet embeddings (``frames`` f16 ``[W, 1024]`` per 0.48 s window, ``emb``
+    their mean, top-k of the window-averaged scores), same layout as :func:`cache_teacher_features`;
+    default ``out_dir`` is ``<corpus>/teacher/yamnet``. Needs ``ai-edge-litert``."""
+    from earshot_train.teacher.yamnet import SAMPLE_RATE, YamnetEmbedder
+
+    corpus_dir = Path(corpus_dir)
+    out = Path(out_dir) if out_dir is not None else Path(corpus_dir) / "teacher" / "yamnet"
+    rows = read_manifest(corpus_dir, splits)
+    emb = embedder if embedder is not None else YamnetEmbedder()
+    labels = emb.labels or [f"class_{i}" for i in range(521)]
+    todo = [r for r in rows if not clip_path(out, r["id"]).is_file()]
+    out.mkdir(parents=True, exist_ok=True)
+    for r in tqdm(todo, desc="yamnet cache", disable=not progress):
+        o = emb.embed(load_audio(corpus_dir / r["audio"], SAMPLE_RATE))
+        scores = o["scores"].mean(axis=0)
+        top = np.argsort(-scores, kind="stable")[:top_k]
+        _save_atomic(
+            clip_path(out, r["id"]),
+            frames=o["frames"].astype(np.float16),
+            emb=o["emb"].astype(np.float32),
+            top_idx=top.astype(np.int32),
+            top_prob=scores[top].astype(np.float32),
+        )
+    _write_summary(
+        out, rows, labels, {"teacher": "yamnet (tflite)", "sample_rate": SAMPLE_RATE, "top_k": top_k}
+    )
     return out
 
 
@@ -139,13 +188,20 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if not isinstance(args, argparse.Namespace):
         p = argparse.ArgumentParser(prog="earshot-train teacher-cache", description=__doc__.split("\n")[0])
         p.add_argument("--corpus", required=True, help="corpus directory (holding manifest.jsonl)")
-        p.add_argument("--out", default=None, help="default <corpus>/teacher/mn04")
+        p.add_argument("--teacher", choices=("mn04", "yamnet"), default="mn04")
+        p.add_argument("--out", default=None, help="default <corpus>/teacher/<teacher>")
         p.add_argument("--splits", nargs="*", default=None)
         p.add_argument("--batch-size", type=int, default=8)
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
         p.add_argument("--no-progress", action="store_true")
         args = p.parse_args(args)
     try:
+        if getattr(args, "teacher", "mn04") == "yamnet":
+            out = cache_yamnet_features(
+                args.corpus, args.out, splits=args.splits, progress=not args.no_progress
+            )
+            print(f"teacher features in {out}")
+            return 0
         out = cache_teacher_features(
             args.corpus,
             args.out,
@@ -154,7 +210,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             progress=not args.no_progress,
         )
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"teacher features in {out}")

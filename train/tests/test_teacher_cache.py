@@ -110,3 +110,31 @@ def test_cache_only_some_splits_and_errors(corpus, tmp_path):
     with pytest.raises(ValueError, match="labels"):
         cache_teacher_features(corpus, tmp_path / "w", model=_model(), labels=["a"], progress=False)
     assert main(["--corpus", str(tmp_path / "nowhere"), "--no-progress"]) == 2
+
+
+def test_yamnet_optional(corpus, tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert not installed (optional: train[yamnet])")
+    from earshot_train.shared import shared_path
+    from earshot_train.teacher.yamnet import YamnetEmbedder
+    from earshot_train.teacher_cache import cache_yamnet_features
+
+    d = shared_path("teachers", "yamnet")
+    if d is None:
+        pytest.skip("shared teachers/yamnet absent (set EARSHOT_SHARED)")
+    emb = YamnetEmbedder(d)
+    assert len(emb.labels) == 521
+    # a 1 kHz tone: windows every 0.48 s over 2 s -> 1 + ceil((32000 - 15600) / 7680) = 4 windows
+    t = np.arange(32000) / 16000
+    o = emb.embed((0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32))
+    assert o["frames"].shape == (4, 1024) and o["scores"].shape == (4, 521)
+    np.testing.assert_allclose(o["emb"], o["frames"].mean(axis=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="mono"):
+        emb.embed(np.zeros((2, 100), np.float32))
+    out = cache_yamnet_features(corpus, tmp_path / "y", splits=["test_single"], embedder=emb, progress=False)
+    info = json.loads((out / "teacher_info.json").read_text())
+    assert info["emb_dim"] == 1024 and info["frames_shape"][1] == 1024
+    dog = shared_path("data", "esc10", "001 - Dog bark", "1-100032-A.ogg")
+    if dog is not None:  # sanity: YAMNet hears the dog
+        scores = emb.embed(load_audio(dog, 16000))["scores"].max(axis=0)
+        top = [emb.labels[i] for i in np.argsort(-scores)[:5]]
+        assert "Dog" in top or "Bark" in top, top
