@@ -1,0 +1,4 @@
+from earshot_train.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Model definitions: caption decoder, student encoders, captioner wrapper."""
