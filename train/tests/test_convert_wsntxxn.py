@@ -267,3 +267,14 @@ def test_window_argument_is_validated(tmp_path):
         cw.convert(tmp_path / "none", tmp_path / "out", placeholder_vocab=True, window_seconds=0.2)
     with pytest.raises(cw.ConversionError, match="positive"):
         cw.convert(tmp_path / "none", tmp_path / "out", placeholder_vocab=True, window_seconds=float("nan"))
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    rc = cw.main(
+        ["--checkpoint", str(tmp_path / "none"), "--placeholder-vocab", "--out", str(tmp_path / "o")]
+    )
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith("error: checkpoint directory not found") and "\n" not in err
+    with pytest.raises(SystemExit):  # exactly one vocabulary source is required
+        cw.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "o")])
