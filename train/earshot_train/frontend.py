@@ -319,7 +319,7 @@ def power_spectrogram(samples: Any, spec: FrontendSpec, dtype: torch.dtype = tor
     if spec.center:
         pad = spec.n_fft // 2
         x = torch.nn.functional.pad(x.unsqueeze(1), (pad, pad), mode=spec.pad_mode).squeeze(1)
-    win = torch.from_numpy(window(spec)).to(dtype)
+    win = torch.from_numpy(window(spec)).to(device=x.device, dtype=dtype)
     frames = x.unfold(-1, spec.n_fft, spec.hop_length)  # [B, T, n_fft]
     X = torch.fft.rfft(frames * win, dim=-1)  # [B, T, n_bins]
     if spec.power == 2.0:
@@ -332,10 +332,11 @@ def power_spectrogram(samples: Any, spec: FrontendSpec, dtype: torch.dtype = tor
 def logmel(samples: Any, spec: FrontendSpec, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Log-mel features ``[B, n_mels, frames]`` for samples ``[N]`` or ``[B, N]`` (float, in [-1, 1]).
 
-    ``dtype`` is the compute dtype (float32 by default; float64 for reference values).
+    ``dtype`` is the compute dtype (float32 by default; float64 for reference values). Torch input stays
+    on its device (CPU or CUDA); the result is on that device.
     """
     p = power_spectrogram(samples, spec, dtype)
-    fb = torch.from_numpy(mel_filterbank(spec)).to(dtype)
+    fb = torch.from_numpy(mel_filterbank(spec)).to(device=p.device, dtype=dtype)
     mel = torch.matmul(fb, p)  # [B, n_mels, T]
     if spec.log == "ln":
         out = torch.log(mel + spec.log_offset)
