@@ -261,3 +261,31 @@ def test_source_accuracy():
     ) == (pytest.approx(2 / 3))
     with pytest.raises(ValueError):
         source_accuracy({"x": "a dog"}, sources)
+
+
+def test_tiny_mixing_follows_the_recorded_layout(tiny):
+    import numpy as np
+
+    for r in read_manifest(tiny):
+        ev = r["events"]
+        x, sr = sf.read(str(tiny / r["audio"]), dtype="float32")
+        assert 0.0 < np.abs(x).max() <= 0.96
+        if r["kind"] == "single":
+            (e,) = ev
+            a, b = int(e["onset_s"] * sr), int((e["onset_s"] + e["dur_s"]) * sr)
+            inside = np.sqrt(np.mean(x[a:b] ** 2))
+            outside = np.concatenate([x[:a], x[b:]])
+            if len(outside) > sr // 10:
+                # outside the event there is only the -75 dB noise floor
+                assert inside > 100 * np.sqrt(np.mean(outside**2)), r["id"]
+        elif r["kind"] == "bed":
+            bed, event = ev
+            assert bed["onset_s"] == 0.0 and bed["dur_s"] == pytest.approx(10.0)
+            assert CLASSES[bed["class"]].bed and not CLASSES[event["class"]].bed
+        elif r["kind"] == "sequence":
+            first, second = ev
+            assert second["onset_s"] >= first["onset_s"] + first["dur_s"] - 1e-3, r["id"]
+        elif r["kind"] == "overlap":
+            first, second = ev
+            assert second["onset_s"] < first["onset_s"] + first["dur_s"], r["id"]
+            assert first["onset_s"] < second["onset_s"] + second["dur_s"], r["id"]
