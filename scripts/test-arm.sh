@@ -4,13 +4,13 @@
 #
 # What runs (integration tests, chosen for short inputs; qemu is about 11x slower than native):
 #   the log-mel front end against train/'s golden vectors, model parity with the golden tiny
-#   bundle (features, encoder memory, greedy and beam ids), and file captioning, plus the board
-#   profile unit tests. Override with EARSHOT_ARM_TESTS="test_a test_b" (integration test names)
-#   and EARSHOT_ARM_FILTER (libtest name filter).
+#   bundle (features, encoder memory, greedy and beam ids), file captioning, the paper model's
+#   reference outputs (see `wanted` below; unit tests stay native-only). Override with
+#   EARSHOT_ARM_TESTS="test_a test_b:name_filter".
 #
 #   scripts/test-arm.sh                         both targets
 #   scripts/test-arm.sh --target armv7-unknown-linux-gnueabihf
-#   EARSHOT_ARM_TIMEOUT=1200                    seconds per target for the test run (default 900)
+#   EARSHOT_ARM_TIMEOUT=1200                    seconds per test binary run (default 900)
 #   EARSHOT_SKIP_SETUP=1                        do not run scripts/setup-cross.sh
 #
 # Built with the release profile (tract is far too slow unoptimised under emulation), which also
@@ -39,50 +39,64 @@ fi
 # (native builds and tests can go on meanwhile); override with EARSHOT_CROSS_TARGET_DIR.
 export CARGO_TARGET_DIR="${EARSHOT_CROSS_TARGET_DIR:-target/cross}"
 
-# Integration tests that exist in this checkout (the list is the intended set; a missing file is
-# reported, not silently dropped).
-wanted="${EARSHOT_ARM_TESTS:-frontend_golden tiny_bundle caption_file}"
-test_args=()
-for t in $wanted; do
-    if [[ -f "tests/$t.rs" ]]; then
-        test_args+=(--test "$t")
+# The ARM test set: entries "TEST" or "TEST:FILTER" (an integration test in tests/TEST.rs, and an
+# optional libtest name filter). Chosen for short inputs: the front end against train/'s golden
+# vectors, the golden tiny bundle (model parity: features, memory, greedy/beam ids), file
+# captioning through the CLI binary, and the paper's effb2-trm student against its reference
+# outputs (runs when EARSHOT_EFFB2_BUNDLE is set, as scripts/test-all.sh does).
+wanted="${EARSHOT_ARM_TESTS:-frontend_golden golden_model cli:text_and_jsonl_formats cli:jsonl_with_ids_and_several_files paper_model}"
+entries=()
+build_args=()
+for e in $wanted; do
+    name="${e%%:*}"
+    if [[ -f "tests/$name.rs" ]]; then
+        entries+=("$e")
+        [[ " ${build_args[*]} " == *" --test $name "* ]] || build_args+=(--test "$name")
     else
-        log "note: tests/$t.rs does not exist; not run on ARM"
+        log "note: tests/$name.rs does not exist in this checkout; not run on ARM"
     fi
 done
-(( ${#test_args[@]} > 0 )) || { log "error: none of the ARM tests ($wanted) exist"; exit 1; }
-filter=()
-[[ -n "${EARSHOT_ARM_FILTER:-}" ]] && filter=("$EARSHOT_ARM_FILTER")
+(( ${#entries[@]} > 0 )) || { log "error: none of the ARM tests ($wanted) exist"; exit 1; }
+
+# Tests that run the earshot binary (assert_cmd) need the runner too: assert_cmd reads it from
+# these variables (cargo itself takes it from .cargo/config.toml).
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER=qemu-arm
 
 target_args=()
 for t in "${targets[@]}"; do target_args+=(--target "$t"); done
 
 # One build for all targets (host build scripts and proc macros are compiled once).
 start=$(date +%s)
-cargo test --locked --release "${target_args[@]}" --lib "${test_args[@]}" --no-run
+cargo test --locked --release "${target_args[@]}" "${build_args[@]}" --no-run
 log "built the ARM tests for ${targets[*]} in $(( $(date +%s) - start )) s"
 
 limit="${EARSHOT_ARM_TIMEOUT:-900}"
 status=0
-for t in "${targets[@]}"; do
-    start=$(date +%s)
-    # The lib's unit tests: only the board profiles (embedded TOML parsing on the target).
-    if ! timeout -k 10 "$limit" cargo test --locked --release --target "$t" --lib board:: -- \
-        --test-threads 2; then
-        log "FAIL: board profile unit tests on $t"
-        status=1
-    fi
-    if timeout -k 10 "$limit" cargo test --locked --release --target "$t" "${test_args[@]}" -- \
-        --test-threads 2 "${filter[@]}"; then
-        log "ok: $t ($(( $(date +%s) - start )) s under qemu)"
+run() {
+    local t="$1" what="$2"; shift 2
+    local s rc
+    s=$(date +%s)
+    if timeout -k 10 "$limit" cargo test --locked --release --target "$t" "$@"; then
+        log "ok: $t $what ($(( $(date +%s) - s )) s under qemu)"
     else
         rc=$?
         if (( rc == 124 || rc == 137 )); then
-            log "FAIL: $t timed out after $limit s"
+            log "FAIL: $t $what timed out after $limit s"
         else
-            log "FAIL: $t (exit $rc)"
+            log "FAIL: $t $what (exit $rc)"
         fi
         status=1
     fi
+}
+for t in "${targets[@]}"; do
+    tstart=$(date +%s)
+    for e in "${entries[@]}"; do
+        name="${e%%:*}"
+        filter=()
+        [[ "$e" == *:* ]] && filter=("${e#*:}")
+        run "$t" "$e" --test "$name" -- --test-threads 2 "${filter[@]}"
+    done
+    log "$t: all ARM tests took $(( $(date +%s) - tstart )) s"
 done
 exit "$status"
