@@ -278,3 +278,13 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert err.startswith("error: checkpoint directory not found") and "\n" not in err
     with pytest.raises(SystemExit):  # exactly one vocabulary source is required
         cw.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "o")])
+
+
+def test_convert_is_a_subcommand_of_the_package_cli(tmp_path, capsys):
+    from earshot_train.cli import main as cli_main
+
+    rc = cli_main(
+        ["convert", "--checkpoint", str(tmp_path / "none"), "--vocab", "v.txt", "--out", str(tmp_path)]
+    )
+    assert rc == 2
+    assert "checkpoint directory not found" in capsys.readouterr().err
