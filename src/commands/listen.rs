@@ -1,0 +1,319 @@
+//! `earshot listen`: live captioning from a capture device, raw PCM on stdin, or a file played
+//! in real time, to stdout, files, a serial port and MQTT at once.
+
+use super::{load_model, one_line, Fatal, EXIT_INPUT_FAILED};
+use crate::config::{self, validate::hop_seconds, LineFormat, RawConfig, Settings, SourceSettings};
+use crate::live::{self, LiveParams};
+use crate::sink::{file_sink, mqtt::MqttSink, serial::SerialSink, EventSink, LineSink};
+use crate::source::{file::FileSource, stdin::StdinSource, Source};
+use crate::Captioner;
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Command-line flags of `earshot listen`. Each flag sets the config key named in its help, over
+/// the value from `--config`; both are validated together.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Source")]
+pub struct ListenArgs {
+    /// TOML config file (reference: README "Config file", example: config/earshot.toml)
+    #[arg(short, long, value_name = "FILE", help_heading = "General")]
+    pub config: Option<PathBuf>,
+    /// Validate the config and command line, print the resulting settings and exit
+    #[arg(long, help_heading = "General")]
+    pub check_config: bool,
+    /// Board profile for defaults: pi-zero-2w, pi3, pi4, pi5 [board]
+    #[arg(long, value_name = "NAME", help_heading = "General")]
+    pub board: Option<String>,
+    /// Model bundle directory [model.bundle]
+    #[arg(short, long, value_name = "DIR", help_heading = "General")]
+    pub model: Option<PathBuf>,
+    /// Beam width, 1 = greedy [model.beam]
+    #[arg(long, value_name = "N", help_heading = "General")]
+    pub beam: Option<i64>,
+
+    /// Capture device: case-insensitive part of a name from `earshot devices` [source.device]
+    #[arg(short, long, value_name = "NAME", conflicts_with_all = ["stdin", "file"])]
+    pub device: Option<String>,
+    /// Read raw PCM from standard input (needs --rate) [source.kind = "stdin"]
+    #[arg(long, conflicts_with = "file")]
+    pub stdin: bool,
+    /// Sample rate of the stdin PCM in Hz [source.stdin_rate]
+    #[arg(long, value_name = "HZ")]
+    pub rate: Option<i64>,
+    /// Channels of the stdin PCM [source.stdin_channels]
+    #[arg(long, value_name = "N")]
+    pub channels: Option<i64>,
+    /// Sample format of the stdin PCM: s16le or f32le [source.stdin_format]
+    #[arg(long, value_name = "FMT")]
+    pub sample_format: Option<String>,
+    /// Play an audio file as the source, in real time [source.kind = "file", source.file]
+    #[arg(long, value_name = "AUDIO")]
+    pub file: Option<PathBuf>,
+    /// With --file: play N times faster than real time [source.speed]
+    #[arg(long, value_name = "N")]
+    pub speed: Option<f64>,
+    /// With --file: read as fast as possible, waiting for the model, dropping nothing
+    /// [source.realtime = false]
+    #[arg(long, conflicts_with = "speed")]
+    pub fast: bool,
+
+    /// Window length in seconds [captions.window_seconds; default: the model's]
+    #[arg(long, value_name = "SECONDS", help_heading = "Captions")]
+    pub window: Option<f64>,
+    /// Seconds between captions [captions.hop_seconds; default: the model's]
+    #[arg(long, value_name = "SECONDS", help_heading = "Captions")]
+    pub hop: Option<f64>,
+    /// Silence gate: skip windows quieter than this RMS level; -inf turns it off
+    /// [captions.gate_dbfs; default -60]
+    #[arg(
+        long,
+        value_name = "DBFS",
+        allow_hyphen_values = true,
+        help_heading = "Captions"
+    )]
+    pub gate_dbfs: Option<f64>,
+    /// Suppress a repeated caption for this many seconds [captions.holdoff_seconds; default 30]
+    #[arg(long, value_name = "SECONDS", help_heading = "Captions")]
+    pub holdoff: Option<f64>,
+
+    /// What to print on stdout: text, jsonl or none [output.stdout]
+    #[arg(long, value_name = "FORMAT", help_heading = "Outputs")]
+    pub format: Option<String>,
+    /// Append JSON lines to this file [output.jsonl_file]
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub jsonl_file: Option<PathBuf>,
+    /// Health report period in seconds, 0 = off [output.health_seconds; default 60]
+    #[arg(long, value_name = "SECONDS", help_heading = "Outputs")]
+    pub health: Option<f64>,
+    /// Serial port for caption lines, e.g. /dev/ttyUSB0 [serial.device]
+    #[arg(long, value_name = "PATH", help_heading = "Outputs")]
+    pub serial: Option<String>,
+    /// Serial baud rate [serial.baud; default 115200]
+    #[arg(long, value_name = "BAUD", help_heading = "Outputs")]
+    pub baud: Option<i64>,
+    /// Serial line format: text or jsonl [serial.format]
+    #[arg(long, value_name = "FORMAT", help_heading = "Outputs")]
+    pub serial_format: Option<String>,
+    /// MQTT broker host [mqtt.host]
+    #[arg(long, value_name = "HOST", help_heading = "Outputs")]
+    pub mqtt_host: Option<String>,
+    /// MQTT broker port [mqtt.port; default 1883]
+    #[arg(long, value_name = "PORT", help_heading = "Outputs")]
+    pub mqtt_port: Option<i64>,
+    /// MQTT topic for captions [mqtt.topic; default earshot/captions]
+    #[arg(long, value_name = "TOPIC", help_heading = "Outputs")]
+    pub mqtt_topic: Option<String>,
+    /// MQTT QoS 0, 1 or 2 [mqtt.qos]
+    #[arg(long, value_name = "QOS", help_heading = "Outputs")]
+    pub mqtt_qos: Option<i64>,
+    /// Publish captions with the retain flag [mqtt.retain]
+    #[arg(long, help_heading = "Outputs")]
+    pub mqtt_retain: bool,
+    /// MQTT client id [mqtt.client_id; default earshot-PID]
+    #[arg(long, value_name = "ID", help_heading = "Outputs")]
+    pub mqtt_client_id: Option<String>,
+}
+
+impl ListenArgs {
+    /// The flags as a partial config (only what was given).
+    pub fn to_raw(&self) -> RawConfig {
+        let mut r = RawConfig {
+            board: self.board.clone(),
+            ..Default::default()
+        };
+        r.model.bundle = self.model.clone();
+        r.model.beam = self.beam;
+        if self.stdin {
+            r.source.kind = Some("stdin".into());
+        } else if self.file.is_some() {
+            r.source.kind = Some("file".into());
+        } else if self.device.is_some() {
+            r.source.kind = Some("mic".into());
+        }
+        r.source.device = self.device.clone();
+        r.source.stdin_rate = self.rate;
+        r.source.stdin_channels = self.channels;
+        r.source.stdin_format = self.sample_format.clone();
+        r.source.file = self.file.clone();
+        r.source.speed = self.speed;
+        if self.fast {
+            r.source.realtime = Some(false);
+        }
+        r.captions.window_seconds = self.window;
+        r.captions.hop_seconds = self.hop;
+        r.captions.gate_dbfs = self.gate_dbfs;
+        r.captions.holdoff_seconds = self.holdoff;
+        r.output.stdout = self.format.clone();
+        r.output.jsonl_file = self.jsonl_file.clone();
+        r.output.health_seconds = self.health;
+        r.serial.device = self.serial.clone();
+        r.serial.baud = self.baud;
+        r.serial.format = self.serial_format.clone();
+        r.mqtt.host = self.mqtt_host.clone();
+        r.mqtt.port = self.mqtt_port;
+        r.mqtt.topic = self.mqtt_topic.clone();
+        r.mqtt.qos = self.mqtt_qos;
+        if self.mqtt_retain {
+            r.mqtt.retain = Some(true);
+        }
+        r.mqtt.client_id = self.mqtt_client_id.clone();
+        r
+    }
+}
+
+/// Exit status: bad configuration or command line.
+pub const EXIT_USAGE: u8 = 2;
+
+fn usage(e: anyhow::Error) -> Fatal {
+    Fatal {
+        code: EXIT_USAGE,
+        error: e,
+    }
+}
+
+fn input_failed(e: anyhow::Error) -> Fatal {
+    Fatal {
+        code: EXIT_INPUT_FAILED,
+        error: e,
+    }
+}
+
+/// The config file merged with the command line, validated (one code path for both).
+pub fn settings(args: &ListenArgs) -> Result<Settings> {
+    let file = match &args.config {
+        Some(path) => RawConfig::load(path)?,
+        None => RawConfig::default(),
+    };
+    config::validate(file.merge(args.to_raw()))
+}
+
+fn sinks(s: &Settings) -> Result<Vec<Box<dyn EventSink>>> {
+    let mut out: Vec<Box<dyn EventSink>> = Vec::new();
+    if let Some(f) = s.output.stdout {
+        out.push(Box::new(LineSink::new("stdout", std::io::stdout(), f)));
+    }
+    if let Some(p) = &s.output.jsonl_file {
+        out.push(file_sink(p, LineFormat::Jsonl)?);
+    }
+    if let Some(p) = &s.output.text_file {
+        out.push(file_sink(p, LineFormat::Text)?);
+    }
+    if let Some(serial) = &s.serial {
+        out.push(Box::new(SerialSink::open(serial)?));
+    }
+    if let Some(m) = &s.mqtt {
+        out.push(Box::new(MqttSink::start(m)?));
+    }
+    Ok(out)
+}
+
+fn open_source(s: &Settings) -> Result<Box<dyn Source>> {
+    Ok(match &s.source {
+        SourceSettings::File { path, speed } => Box::new(FileSource::open(path, *speed)?),
+        SourceSettings::Stdin {
+            format,
+            rate,
+            channels,
+        } => Box::new(StdinSource::new(*format, *rate, *channels)),
+        #[cfg(feature = "mic")]
+        SourceSettings::Mic { device } => Box::new(crate::source::mic::MicSource::open(
+            device.as_deref(),
+            Duration::from_secs_f64(s.watchdog_seconds),
+        )?),
+        #[cfg(not(feature = "mic"))]
+        SourceSettings::Mic { .. } => {
+            return Err(anyhow!(
+                "this earshot was built without microphone support (cargo feature `mic`); \
+                 use --stdin or --file"
+            ))
+        }
+    })
+}
+
+/// `earshot listen`.
+pub fn listen(args: &ListenArgs) -> Result<u8, Fatal> {
+    let settings = settings(args).map_err(usage)?;
+    if args.check_config {
+        println!("{settings:#?}");
+        return Ok(0);
+    }
+    // Installed before the (slow) model load: a signal during start-up is a clean stop too.
+    let stop = install_signal_handlers().map_err(input_failed)?;
+    let model = load_model(settings.bundle.as_deref(), settings.captions.window_seconds)?;
+    let captioner = Captioner::new(model.clone(), settings.beam).map_err(|e| Fatal {
+        code: super::EXIT_MODEL,
+        error: e,
+    })?;
+    let rate = model.sample_rate();
+    let window_samples = captioner.window_samples();
+    let window_s = window_samples as f64 / f64::from(rate);
+    let hop_s =
+        hop_seconds(&settings.captions, window_s, model.manifest.hop_seconds).map_err(usage)?;
+    let hop_samples = model.manifest.samples_for_seconds(hop_s).max(1);
+    let params = LiveParams {
+        model_rate: rate,
+        window_samples,
+        hop_samples,
+        gate_dbfs: settings.captions.gate_dbfs,
+        holdoff_seconds: settings.captions.holdoff_seconds,
+        similarity: settings.captions.similarity,
+        queue_windows: settings.captions.queue_windows,
+        ring_seconds: settings.ring_seconds,
+        health_every: settings.output.health_seconds.map(Duration::from_secs_f64),
+    };
+    let mut source = open_source(&settings).map_err(input_failed)?;
+    let sinks = sinks(&settings).map_err(input_failed)?;
+    log::info!(
+        "listening on {} ({} Hz, {} ch): {window_s:.1} s windows every {hop_s:.1} s",
+        source.name(),
+        source.format().sample_rate,
+        source.format().channels
+    );
+    match live::run(source.as_mut(), params, Box::new(captioner), sinks, &stop) {
+        Ok(t) => {
+            log::info!(
+                "done: {} windows, {} captions, {} gated, {} suppressed, {} dropped",
+                t.windows,
+                t.captions,
+                t.gated,
+                t.suppressed,
+                t.dropped_windows
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("earshot: error: {}", one_line(&e));
+            Ok(EXIT_INPUT_FAILED)
+        }
+    }
+}
+
+/// SIGINT/SIGTERM set the returned flag (finish the window, flush, exit 0); a second signal
+/// while shutting down exits at once with status 1.
+fn install_signal_handlers() -> Result<AtomicBoolHandle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Order matters: the shutdown check runs before the flag is set by this signal.
+        flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .with_context(|| format!("cannot install handler for signal {sig}"))?;
+        flag::register(sig, stop.clone())
+            .map_err(|e| anyhow!("cannot install handler for signal {sig}: {e}"))?;
+    }
+    Ok(AtomicBoolHandle(stop))
+}
+
+/// The shared stop flag (derefs to the flag).
+pub struct AtomicBoolHandle(Arc<AtomicBool>);
+
+impl std::ops::Deref for AtomicBoolHandle {
+    type Target = AtomicBool;
+    fn deref(&self) -> &AtomicBool {
+        &self.0
+    }
+}

@@ -1,0 +1,160 @@
+//! The raw, all-optional shape of the TOML config file. CLI flags fill the same structure, so a
+//! file and command-line overrides are merged first and then validated by one code path
+//! ([`super::validate`]).
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Board profile (`boards/<name>.toml`) whose defaults sit under everything else.
+    pub board: Option<String>,
+    #[serde(default)]
+    pub model: RawModel,
+    #[serde(default)]
+    pub source: RawSource,
+    #[serde(default)]
+    pub captions: RawCaptions,
+    #[serde(default)]
+    pub output: RawOutput,
+    #[serde(default)]
+    pub serial: RawSerial,
+    #[serde(default)]
+    pub mqtt: RawMqtt,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub bundle: Option<PathBuf>,
+    pub beam: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub kind: Option<String>,
+    pub device: Option<String>,
+    pub file: Option<PathBuf>,
+    pub realtime: Option<bool>,
+    pub speed: Option<f64>,
+    pub stdin_format: Option<String>,
+    pub stdin_rate: Option<i64>,
+    pub stdin_channels: Option<i64>,
+    pub ring_seconds: Option<f64>,
+    pub watchdog_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawCaptions {
+    pub window_seconds: Option<f64>,
+    pub hop_seconds: Option<f64>,
+    pub gate_dbfs: Option<f64>,
+    pub holdoff_seconds: Option<f64>,
+    pub similarity: Option<f64>,
+    pub queue_windows: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    pub stdout: Option<String>,
+    pub jsonl_file: Option<PathBuf>,
+    pub text_file: Option<PathBuf>,
+    pub health_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawSerial {
+    pub device: Option<String>,
+    pub baud: Option<i64>,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    pub topic: Option<String>,
+    pub health_topic: Option<String>,
+    pub qos: Option<i64>,
+    pub retain: Option<bool>,
+    pub client_id: Option<String>,
+    pub keep_alive_seconds: Option<f64>,
+    pub reconnect_seconds: Option<f64>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl RawConfig {
+    /// Parses TOML text; unknown keys and wrong types are errors that name the key.
+    pub fn parse(text: &str) -> Result<RawConfig> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+    }
+
+    pub fn load(path: &Path) -> Result<RawConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        RawConfig::parse(&text).with_context(|| format!("config file {}", path.display()))
+    }
+
+    /// Values set in `over` replace those in `self` (CLI flags over the file).
+    pub fn merge(mut self, over: RawConfig) -> RawConfig {
+        macro_rules! take {
+            ($sec:ident: $($f:ident),*) => {
+                $( if over.$sec.$f.is_some() { self.$sec.$f = over.$sec.$f; } )*
+            };
+        }
+        if over.board.is_some() {
+            self.board = over.board;
+        }
+        take!(model: bundle, beam);
+        take!(source: kind, device, file, realtime, speed, stdin_format, stdin_rate,
+              stdin_channels, ring_seconds, watchdog_seconds);
+        take!(captions: window_seconds, hop_seconds, gate_dbfs, holdoff_seconds, similarity,
+              queue_windows);
+        take!(output: stdout, jsonl_file, text_file, health_seconds);
+        take!(serial: device, baud, format);
+        take!(mqtt: host, port, topic, health_topic, qos, retain, client_id,
+              keep_alive_seconds, reconnect_seconds, username, password);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = RawConfig::parse("[mqtt]\nhots = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hots"), "{err}");
+        let err = RawConfig::parse("[nosuch]\n").unwrap_err().to_string();
+        assert!(err.contains("nosuch"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = RawConfig::parse("[mqtt]\nport = \"high\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn merge_prefers_override() {
+        let file = RawConfig::parse("[mqtt]\nhost = \"a\"\nport = 1\n").unwrap();
+        let mut cli = RawConfig::default();
+        cli.mqtt.port = Some(2);
+        let m = file.merge(cli);
+        assert_eq!(m.mqtt.host.as_deref(), Some("a"));
+        assert_eq!(m.mqtt.port, Some(2));
+    }
+}

@@ -1,0 +1,500 @@
+//! Capture device source (cpal). The device is chosen by a case-insensitive substring of its name
+//! or id (`earshot devices` prints both), or the default input device; it is opened in its own
+//! native configuration (rate, channels, sample format) and converted in our code.
+//!
+//! The data callback only converts samples to f32 in a fixed-capacity stack buffer and pushes them
+//! into the ring: no allocation, lock, logging or inference. A stream error, a vanished device or
+//! an audio-liveness timeout (no samples for `watchdog` seconds) makes [`Source::poll`] rebuild the
+//! stream with exponential backoff while the rest of the pipeline keeps running.
+
+use super::{Policy, Source, SourceFormat, SourceState};
+use crate::ring::{Ring, RingWriter};
+use anyhow::{anyhow, bail, Context, Result};
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{Device, FromSample, SampleFormat, SizedSample, Stream, StreamConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Samples converted per push from the callback (a whole number of frames is taken from it).
+const SCRATCH: usize = 2048;
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// One input device as `earshot devices` shows it.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    /// Host-specific id (ALSA: the PCM name, e.g. `plughw:CARD=Device,DEV=0`) — unique.
+    pub id: String,
+    /// Human-readable name (ALSA: the first line of the description).
+    pub name: String,
+    pub is_default: bool,
+    /// The configuration `earshot listen` would open.
+    pub native: Option<String>,
+    /// Supported ranges: "i16, 44100-48000 Hz, 1-2 ch".
+    pub configs: Vec<String>,
+}
+
+fn device_id(d: &Device) -> String {
+    d.description()
+        .ok()
+        .and_then(|desc| desc.driver().map(str::to_string))
+        .or_else(|| d.id().ok().map(|i| i.to_string()))
+        .unwrap_or_default()
+}
+
+fn device_name(d: &Device) -> String {
+    d.description()
+        .map(|desc| desc.name().to_string())
+        .unwrap_or_else(|_| "(unnamed)".to_string())
+}
+
+/// One line per sample format and rate range, channel counts collapsed into ranges
+/// (`i16, 44100-48000 Hz, 1-2 ch`): virtual ALSA devices report every count from 1 to 64.
+pub fn summarize_configs(mut ranges: Vec<(String, u32, u32, u16)>) -> Vec<String> {
+    ranges.sort_by(|a, b| (&a.0, a.1, a.2, a.3).cmp(&(&b.0, b.1, b.2, b.3)));
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ranges.len() {
+        let (fmt, lo, hi, _) = ranges[i].clone();
+        let mut chans: Vec<u16> = Vec::new();
+        while i < ranges.len() && ranges[i].0 == fmt && ranges[i].1 == lo && ranges[i].2 == hi {
+            chans.push(ranges[i].3);
+            i += 1;
+        }
+        chans.dedup();
+        let mut parts: Vec<String> = Vec::new();
+        let mut j = 0;
+        while j < chans.len() {
+            let start = chans[j];
+            while j + 1 < chans.len() && chans[j + 1] == chans[j] + 1 {
+                j += 1;
+            }
+            parts.push(if chans[j] == start {
+                start.to_string()
+            } else {
+                format!("{start}-{}", chans[j])
+            });
+            j += 1;
+        }
+        let rates = if lo == hi {
+            format!("{lo} Hz")
+        } else {
+            format!("{lo}-{hi} Hz")
+        };
+        out.push(format!("{fmt}, {rates}, {} ch", parts.join(",")));
+    }
+    out
+}
+
+/// Lists the input devices of the default host.
+pub fn list_devices() -> Result<Vec<DeviceInfo>> {
+    let host = cpal::default_host();
+    let default_id = host.default_input_device().map(|d| device_id(&d));
+    let mut out = Vec::new();
+    for d in host
+        .input_devices()
+        .context("cannot enumerate input devices")?
+    {
+        let id = device_id(&d);
+        let configs = match d.supported_input_configs() {
+            Ok(it) => summarize_configs(
+                it.map(|c| {
+                    (
+                        c.sample_format().to_string(),
+                        c.min_sample_rate(),
+                        c.max_sample_rate(),
+                        c.channels(),
+                    )
+                })
+                .collect(),
+            ),
+            Err(e) => vec![format!("(cannot query: {e})")],
+        };
+        let native = d.default_input_config().ok().map(|c| {
+            format!(
+                "{} ch, {} Hz, {}",
+                c.channels(),
+                c.sample_rate(),
+                c.sample_format()
+            )
+        });
+        out.push(DeviceInfo {
+            is_default: default_id.as_deref() == Some(id.as_str()),
+            name: device_name(&d),
+            id,
+            native,
+            configs,
+        });
+    }
+    Ok(out)
+}
+
+/// Devices matching `query` (case-insensitive): exact id/name matches first, then substrings.
+/// `None`: the default input device.
+fn find_devices(query: Option<&str>) -> Result<Vec<Device>> {
+    let host = cpal::default_host();
+    let Some(q) = query else {
+        return host
+            .default_input_device()
+            .map(|d| vec![d])
+            .ok_or_else(|| anyhow!("no default input device (see `earshot devices`)"));
+    };
+    let q = q.to_lowercase();
+    let mut exact = Vec::new();
+    let mut partial = Vec::new();
+    for d in host
+        .input_devices()
+        .context("cannot enumerate input devices")?
+    {
+        let id = device_id(&d).to_lowercase();
+        let name = device_name(&d).to_lowercase();
+        if id == q || name == q {
+            exact.push(d);
+        } else if id.contains(&q) || name.contains(&q) {
+            partial.push(d);
+        }
+    }
+    exact.extend(partial);
+    if exact.is_empty() {
+        bail!("no input device matches \"{q}\" (see `earshot devices` for the names)");
+    }
+    Ok(exact)
+}
+
+/// Configurations to try, best first: the device default, then each supported range at 48 k,
+/// 44.1 k or 16 kHz when inside it (never a range's reported maximum, which can be bogus).
+fn candidate_configs(d: &Device, want: Option<SourceFormat>) -> Vec<(StreamConfig, SampleFormat)> {
+    let mut out: Vec<(StreamConfig, SampleFormat)> = Vec::new();
+    let ok = |c: &StreamConfig| {
+        want.is_none_or(|w| w.sample_rate == c.sample_rate && w.channels == c.channels)
+    };
+    if let Ok(c) = d.default_input_config() {
+        let sc = c.config();
+        if ok(&sc) {
+            out.push((sc, c.sample_format()));
+        }
+    }
+    if let Ok(ranges) = d.supported_input_configs() {
+        for r in ranges {
+            let mut rates = vec![48_000, 44_100, 32_000, 16_000];
+            if let Some(w) = want {
+                rates.insert(0, w.sample_rate);
+            }
+            rates.push(r.min_sample_rate());
+            if let Some(rate) = rates
+                .into_iter()
+                .find(|&x| x >= r.min_sample_rate() && x <= r.max_sample_rate())
+            {
+                let sc = StreamConfig {
+                    channels: r.channels(),
+                    sample_rate: rate,
+                    buffer_size: cpal::BufferSize::Default,
+                };
+                if ok(&sc) && !out.iter().any(|(c, f)| *c == sc && *f == r.sample_format()) {
+                    out.push((sc, r.sample_format()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn build_typed<T>(
+    device: &Device,
+    config: &StreamConfig,
+    mut writer: RingWriter,
+    failed: Arc<AtomicBool>,
+) -> Result<Stream, cpal::Error>
+where
+    T: SizedSample + Send + 'static,
+    f32: FromSample<T>,
+{
+    let channels = usize::from(config.channels).max(1);
+    let per_push = (SCRATCH / channels).max(1) * channels;
+    let mut scratch: heapless::Vec<f32, SCRATCH> = heapless::Vec::new();
+    device.build_input_stream::<T, _, _>(
+        *config,
+        move |data: &[T], _info: &cpal::InputCallbackInfo| {
+            // Real-time context: convert in a fixed-capacity buffer and push; nothing else.
+            for block in data.chunks(per_push) {
+                scratch.clear();
+                for &s in block {
+                    let _ = scratch.push(f32::from_sample_(s));
+                }
+                writer.push(&scratch);
+            }
+        },
+        move |_err| {
+            failed.store(true, Ordering::Relaxed);
+        },
+        None,
+    )
+}
+
+fn build_stream(
+    device: &Device,
+    config: &StreamConfig,
+    format: SampleFormat,
+    writer: RingWriter,
+    failed: Arc<AtomicBool>,
+) -> Result<Stream> {
+    let stream = match format {
+        SampleFormat::I8 => build_typed::<i8>(device, config, writer, failed),
+        SampleFormat::I16 => build_typed::<i16>(device, config, writer, failed),
+        SampleFormat::I24 => build_typed::<cpal::I24>(device, config, writer, failed),
+        SampleFormat::I32 => build_typed::<i32>(device, config, writer, failed),
+        SampleFormat::U8 => build_typed::<u8>(device, config, writer, failed),
+        SampleFormat::U16 => build_typed::<u16>(device, config, writer, failed),
+        SampleFormat::U32 => build_typed::<u32>(device, config, writer, failed),
+        SampleFormat::F32 => build_typed::<f32>(device, config, writer, failed),
+        SampleFormat::F64 => build_typed::<f64>(device, config, writer, failed),
+        other => bail!("unsupported sample format {other}"),
+    }
+    .map_err(|e| anyhow!("{e}"))?;
+    stream
+        .play()
+        .map_err(|e| anyhow!("cannot start the stream: {e}"))?;
+    Ok(stream)
+}
+
+struct Opened {
+    stream: Stream,
+    device: String,
+    format: SourceFormat,
+    sample_format: SampleFormat,
+}
+
+/// Finds the device and opens the first configuration that works.
+fn open(
+    query: Option<&str>,
+    want: Option<SourceFormat>,
+    ring: Option<&Ring>,
+    failed: &Arc<AtomicBool>,
+) -> Result<Opened> {
+    let mut errors = Vec::new();
+    for d in find_devices(query)? {
+        let label = format!("{} ({})", device_name(&d), device_id(&d));
+        for (config, sf) in candidate_configs(&d, want) {
+            let format = SourceFormat {
+                sample_rate: config.sample_rate,
+                channels: config.channels,
+            };
+            let owned_ring;
+            let ring = match ring {
+                Some(r) => r,
+                None => {
+                    // Probe: a throwaway ring; the real one is made for the opened format.
+                    owned_ring = Ring::new(1024, usize::from(format.channels))?;
+                    &owned_ring
+                }
+            };
+            let writer = ring.writer()?;
+            match build_stream(&d, &config, sf, writer, failed.clone()) {
+                Ok(stream) => {
+                    return Ok(Opened {
+                        stream,
+                        device: label,
+                        format,
+                        sample_format: sf,
+                    })
+                }
+                Err(e) => errors.push(format!(
+                    "{label} {} ch {} Hz {sf}: {e:#}",
+                    config.channels, config.sample_rate
+                )),
+            }
+        }
+    }
+    if errors.is_empty() {
+        bail!("the device offers no usable input configuration");
+    }
+    bail!("cannot open the capture device: {}", errors.join("; "))
+}
+
+pub struct MicSource {
+    query: Option<String>,
+    format: SourceFormat,
+    label: String,
+    watchdog: Duration,
+    stream: Option<Stream>,
+    ring: Option<Ring>,
+    failed: Arc<AtomicBool>,
+    last_written: u64,
+    last_progress: Instant,
+    backoff: Duration,
+    next_attempt: Option<Instant>,
+    rebuilds: u64,
+}
+
+impl MicSource {
+    /// Probes the device now (so a wrong name fails at start-up) and remembers its native format.
+    pub fn open(query: Option<&str>, watchdog: Duration) -> Result<MicSource> {
+        let failed = Arc::new(AtomicBool::new(false));
+        let probe = open(query, None, None, &failed)?;
+        log::info!(
+            "capture device {}: {} ch, {} Hz, {}",
+            probe.device,
+            probe.format.channels,
+            probe.format.sample_rate,
+            probe.sample_format
+        );
+        let format = probe.format;
+        let label = probe.device.clone();
+        drop(probe);
+        Ok(MicSource {
+            query: query.map(str::to_string),
+            format,
+            label,
+            watchdog,
+            stream: None,
+            ring: None,
+            failed: Arc::new(AtomicBool::new(false)),
+            last_written: 0,
+            last_progress: Instant::now(),
+            backoff: BACKOFF_MIN,
+            next_attempt: None,
+            rebuilds: 0,
+        })
+    }
+
+    /// Streams rebuilt so far.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+
+    fn teardown(&mut self) {
+        self.stream = None;
+        // The callback (holding the ring writer) is dropped with the stream; wait briefly.
+        if let Some(ring) = &self.ring {
+            let t = Instant::now();
+            while ring.writer_held() && t.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    fn try_rebuild(&mut self) {
+        let Some(ring) = self.ring.clone() else {
+            return;
+        };
+        self.failed.store(false, Ordering::Relaxed);
+        match open(
+            self.query.as_deref(),
+            Some(self.format),
+            Some(&ring),
+            &self.failed,
+        ) {
+            Ok(o) => {
+                log::info!("capture stream rebuilt on {}", o.device);
+                self.stream = Some(o.stream);
+                self.rebuilds += 1;
+                self.backoff = BACKOFF_MIN;
+                self.next_attempt = None;
+                self.last_progress = Instant::now();
+            }
+            Err(e) => {
+                log::warn!(
+                    "capture device unavailable: {e:#}; retrying in {:.1} s",
+                    self.backoff.as_secs_f64()
+                );
+                self.next_attempt = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+impl Source for MicSource {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+
+    fn format(&self) -> SourceFormat {
+        self.format
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            shed_oldest: true,
+            drop_windows: true,
+        }
+    }
+
+    fn start(&mut self, ring: &Ring) -> Result<()> {
+        self.ring = Some(ring.clone());
+        let o = open(
+            self.query.as_deref(),
+            Some(self.format),
+            Some(ring),
+            &self.failed,
+        )?;
+        self.stream = Some(o.stream);
+        self.last_progress = Instant::now();
+        self.last_written = ring.stats().written();
+        Ok(())
+    }
+
+    fn poll(&mut self) -> SourceState {
+        let Some(ring) = self.ring.clone() else {
+            return SourceState::Running;
+        };
+        if let Some(at) = self.next_attempt {
+            if Instant::now() >= at {
+                self.try_rebuild();
+            }
+            return SourceState::Running;
+        }
+        let written = ring.stats().written();
+        if written != self.last_written {
+            self.last_written = written;
+            self.last_progress = Instant::now();
+        }
+        let stalled = self.last_progress.elapsed() >= self.watchdog;
+        if self.failed.load(Ordering::Relaxed) || stalled {
+            if stalled {
+                log::warn!(
+                    "no audio from {} for {:.1} s; rebuilding the stream",
+                    self.label,
+                    self.watchdog.as_secs_f64()
+                );
+            } else {
+                log::warn!(
+                    "capture stream error on {}; rebuilding the stream",
+                    self.label
+                );
+            }
+            self.teardown();
+            self.try_rebuild();
+        }
+        SourceState::Running
+    }
+
+    fn stop(&mut self) {
+        if let Some(s) = &self.stream {
+            let _ = s.pause();
+        }
+        self.teardown();
+        self.ring = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_are_summarized() {
+        let mut v = Vec::new();
+        for ch in 1..=64u16 {
+            v.push(("i16".to_string(), 1, 192_000, ch));
+        }
+        v.push(("f32".to_string(), 48_000, 48_000, 2));
+        v.push(("f32".to_string(), 48_000, 48_000, 1));
+        v.push(("f32".to_string(), 48_000, 48_000, 6));
+        assert_eq!(
+            summarize_configs(v),
+            vec!["f32, 48000 Hz, 1-2,6 ch", "i16, 1-192000 Hz, 1-64 ch"]
+        );
+    }
+}
