@@ -64,8 +64,8 @@ fi
 # finds the installed model and can read the installed config.
 as_earshot() { setpriv --reuid=earshot --regid=earshot --init-groups --no-new-privs -- "$@"; }
 if out="$(as_earshot /usr/bin/earshot info 2>&1)" \
-    && grep -q /usr/share/earshot/models/default <<<"$out"; then
-    pass "as user earshot: earshot info loads /usr/share/earshot/models/default"
+    && grep -qE '^model +/usr/(bin/\.\./)?share/earshot/models/default$' <<<"$out"; then
+    pass "as user earshot: earshot info loads the installed model: $(grep -m1 '^model ' <<<"$out")"
 else
     bad "as user earshot: earshot info → $out"
 fi
