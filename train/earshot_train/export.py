@@ -73,7 +73,9 @@ def export_encoder(captioner: Captioner, n_mels: int, frames: int, path: Path) -
     _export(enc, (torch.zeros(1, n_mels, frames),), path, ["mel"], ["memory"])
 
 
-def export_decoder(captioner: Captioner, memory_len: int, memory_dim: int, path: Path) -> None:
+def export_decoder(
+    captioner: Captioner, memory_len: int, memory_dim: int, path: Path, dynamic_memory_len: bool = False
+) -> None:
     dec = LastLogits(captioner.decoder).eval()
     tokens = torch.tensor([[START, 4, 5]], dtype=torch.long)
     mem = torch.zeros(1, memory_len, memory_dim)
@@ -83,7 +85,11 @@ def export_decoder(captioner: Captioner, memory_len: int, memory_dim: int, path:
         path,
         ["tokens", "memory"],
         ["logits"],
-        dynamic={"tokens": {0: "batch", 1: "length"}, "memory": {0: "batch"}, "logits": {0: "batch"}},
+        dynamic={
+            "tokens": {0: "batch", 1: "length"},
+            "memory": {0: "batch", 1: "frames"} if dynamic_memory_len else {0: "batch"},
+            "logits": {0: "batch"},
+        },
     )
 
 
@@ -200,7 +206,7 @@ def export_bundle(
         mem = captioner.encoder(torch.zeros(1, spec.n_mels, frames))["memory"]
     t_len, d = int(mem.shape[1]), int(mem.shape[2])
     export_encoder(captioner, spec.n_mels, frames, out / "encoder.onnx")
-    export_decoder(captioner, t_len, d, out / "decoder.onnx")
+    export_decoder(captioner, t_len, d, out / "decoder.onnx", dynamic_memory_len=memory_len == "effb2")
     tokenizer.save(out / "vocab.txt")
     prov: dict[str, Any] = {
         "exporter": f"torch {torch.__version__} torch.onnx.export(dynamo=False) opset {OPSET}"
@@ -257,3 +263,78 @@ def export_bundle(
     if not rep["ids_identical"]:
         raise RuntimeError(f"onnxruntime and PyTorch token ids differ: {rep}")
     return rep
+
+
+class TeacherEncoder(nn.Module):
+    """mn04 as a bundle encoder: mel [B, 128, T] -> memory = frequency-pooled frames [B, T', 384]."""
+
+    def __init__(self, mn04: nn.Module):
+        super().__init__()
+        self.mn04 = mn04
+        self.out_dim = 384
+
+    def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
+        o = self.mn04(mel)
+        return {"memory": o["frames"], "emb": o["emb"]}
+
+
+LICENCES = [
+    "earshot code: MIT",
+    "training audio: ESC-10 clips CC0 / CC-BY 3.0 (per-clip attribution in the corpus' attribution list)",
+    "training audio: 0 A.D. game sounds CC-BY-SA 3.0, Wildfire Games",
+    "training audio: English speech prompts CC-BY-SA 3.0, Allison Smith (asterisk-core-sounds-en)",
+    "teacher encoder: EfficientAT mn04_as, MIT, Florian Schmid",
+]
+
+
+def export_run(cfg: dict[str, Any], out: Path, which: str = "best") -> dict[str, Any]:
+    """Export a trained teacher or student experiment as a bundle in ``out`` (parity-checked)."""
+    from earshot_train import config as C
+    from earshot_train import trainer
+    from earshot_train.audio_io import load_audio
+
+    model, tok = trainer.load_trained(cfg, which)
+    kind = cfg["experiment"]["kind"]
+    memory_len = "full"
+    if kind == "teacher":
+        from earshot_train.teacher.mn04 import MN04, MN04_FRONTEND, default_mn04_dir, load_mn04
+
+        if cfg["teacher"]["weights"] == "random":
+            torch.manual_seed(cfg["experiment"]["seed"])  # the same init as the feature cache
+            mn04 = MN04().eval()
+        else:
+            mn04 = load_mn04(default_mn04_dir())
+        model = Captioner(TeacherEncoder(mn04), model.decoder).eval()
+        spec = MN04_FRONTEND
+    else:
+        spec = trainer.input_spec(cfg)
+        if cfg["model"]["encoder"] == "effb2":
+            memory_len = "effb2"
+    cdir, rows = trainer.corpus_info(cfg)
+    probe = next((r for r in rows if r["split"] in ("val", "test_mix", "train")), rows[0])
+    audio = load_audio(cdir / probe["audio"], spec.sample_rate)
+    ex = cfg["export"]
+    return export_bundle(
+        model,
+        tok,
+        spec,
+        out,
+        name=ex["name"] or f"earshot-{cfg['experiment']['name']}",
+        window_seconds=float(ex["window_seconds"]),
+        hop_seconds=float(ex["hop_seconds"]),
+        beam=int(cfg["search"]["beam"]),
+        max_len=int(cfg["search"]["max_len"]),
+        length_norm=float(cfg["search"]["length_norm"]),
+        memory_len=memory_len,
+        provenance={
+            "experiment": cfg["experiment"]["name"],
+            "kind": kind,
+            "checkpoint": which,
+            "teacher": cfg["data"]["teacher"] or None,
+            "corpus": str(cdir.name),
+            "parity_clip": probe["id"],
+            "config": json.loads(C.dumps(cfg)),
+        },
+        licences=LICENCES,
+        parity_audio=audio,
+    )
