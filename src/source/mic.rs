@@ -7,6 +7,7 @@
 //! an audio-liveness timeout (no samples for `watchdog` seconds) makes [`Source::poll`] rebuild the
 //! stream with exponential backoff while the rest of the pipeline keeps running.
 
+use super::supervise::{Action, BuildFn, Supervisor};
 use super::{Policy, Source, SourceFormat, SourceState};
 use crate::ring::{Ring, RingWriter};
 use anyhow::{anyhow, bail, Context, Result};
@@ -14,12 +15,10 @@ use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{Device, FromSample, SampleFormat, SizedSample, Stream, StreamConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Samples converted per push from the callback (a whole number of frames is taken from it).
 const SCRATCH: usize = 2048;
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// One input device as `earshot devices` shows it.
 #[derive(Debug, Clone)]
@@ -317,14 +316,7 @@ pub struct MicSource {
     format: SourceFormat,
     label: String,
     watchdog: Duration,
-    stream: Option<Stream>,
-    ring: Option<Ring>,
-    failed: Arc<AtomicBool>,
-    last_written: u64,
-    last_progress: Instant,
-    backoff: Duration,
-    next_attempt: Option<Instant>,
-    rebuilds: u64,
+    supervisor: Option<Supervisor<Stream>>,
 }
 
 impl MicSource {
@@ -347,61 +339,13 @@ impl MicSource {
             format,
             label,
             watchdog,
-            stream: None,
-            ring: None,
-            failed: Arc::new(AtomicBool::new(false)),
-            last_written: 0,
-            last_progress: Instant::now(),
-            backoff: BACKOFF_MIN,
-            next_attempt: None,
-            rebuilds: 0,
+            supervisor: None,
         })
     }
 
     /// Streams rebuilt so far.
     pub fn rebuilds(&self) -> u64 {
-        self.rebuilds
-    }
-
-    fn teardown(&mut self) {
-        self.stream = None;
-        // The callback (holding the ring writer) is dropped with the stream; wait briefly.
-        if let Some(ring) = &self.ring {
-            let t = Instant::now();
-            while ring.writer_held() && t.elapsed() < Duration::from_secs(2) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    }
-
-    fn try_rebuild(&mut self) {
-        let Some(ring) = self.ring.clone() else {
-            return;
-        };
-        self.failed.store(false, Ordering::Relaxed);
-        match open(
-            self.query.as_deref(),
-            Some(self.format),
-            Some(&ring),
-            &self.failed,
-        ) {
-            Ok(o) => {
-                log::info!("capture stream rebuilt on {}", o.device);
-                self.stream = Some(o.stream);
-                self.rebuilds += 1;
-                self.backoff = BACKOFF_MIN;
-                self.next_attempt = None;
-                self.last_progress = Instant::now();
-            }
-            Err(e) => {
-                log::warn!(
-                    "capture device unavailable: {e:#}; retrying in {:.1} s",
-                    self.backoff.as_secs_f64()
-                );
-                self.next_attempt = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-            }
-        }
+        self.supervisor.as_ref().map_or(0, |s| s.rebuilds())
     }
 }
 
@@ -422,60 +366,48 @@ impl Source for MicSource {
     }
 
     fn start(&mut self, ring: &Ring) -> Result<()> {
-        self.ring = Some(ring.clone());
-        let o = open(
-            self.query.as_deref(),
-            Some(self.format),
-            Some(ring),
-            &self.failed,
-        )?;
-        self.stream = Some(o.stream);
-        self.last_progress = Instant::now();
-        self.last_written = ring.stats().written();
+        let query = self.query.clone();
+        let format = self.format;
+        let build: BuildFn<Stream> = Box::new(move |ring: &Ring, failed: Arc<AtomicBool>| {
+            // Same device (looked up again by name: it may have been renumbered) and format.
+            open(query.as_deref(), Some(format), Some(ring), &failed).map(|o| o.stream)
+        });
+        self.supervisor = Some(Supervisor::start(ring, self.watchdog, build)?);
         Ok(())
     }
 
     fn poll(&mut self) -> SourceState {
-        let Some(ring) = self.ring.clone() else {
+        let Some(s) = self.supervisor.as_mut() else {
             return SourceState::Running;
         };
-        if let Some(at) = self.next_attempt {
-            if Instant::now() >= at {
-                self.try_rebuild();
+        let flagged = s.error_flagged();
+        match s.poll() {
+            Action::Rebuilt => {
+                let why = if flagged {
+                    "after a stream error"
+                } else {
+                    "after the audio stopped"
+                };
+                log::warn!("capture stream on {} rebuilt {why}", self.label);
             }
-            return SourceState::Running;
-        }
-        let written = ring.stats().written();
-        if written != self.last_written {
-            self.last_written = written;
-            self.last_progress = Instant::now();
-        }
-        let stalled = self.last_progress.elapsed() >= self.watchdog;
-        if self.failed.load(Ordering::Relaxed) || stalled {
-            if stalled {
-                log::warn!(
-                    "no audio from {} for {:.1} s; rebuilding the stream",
-                    self.label,
-                    self.watchdog.as_secs_f64()
-                );
-            } else {
-                log::warn!(
-                    "capture stream error on {}; rebuilding the stream",
-                    self.label
-                );
-            }
-            self.teardown();
-            self.try_rebuild();
+            Action::Failed(e) => log::warn!(
+                "capture device {} unavailable: {e}; retrying in {:.1} s",
+                self.label,
+                s.backoff().as_secs_f64() / 2.0
+            ),
+            Action::Nothing | Action::Waiting => {}
         }
         SourceState::Running
     }
 
     fn stop(&mut self) {
-        if let Some(s) = &self.stream {
-            let _ = s.pause();
+        if let Some(s) = self.supervisor.as_mut() {
+            if let Some(stream) = s.handle() {
+                let _ = stream.pause();
+            }
+            s.stop();
         }
-        self.teardown();
-        self.ring = None;
+        self.supervisor = None;
     }
 }
 

@@ -7,6 +7,7 @@ pub mod file;
 #[cfg(feature = "mic")]
 pub mod mic;
 pub mod stdin;
+pub mod supervise;
 
 use crate::ring::Ring;
 use anyhow::Result;
