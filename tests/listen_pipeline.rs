@@ -196,7 +196,7 @@ fn real_time_cadence() {
         "mean gap {mean_gap:.3} s, times {times:?}"
     );
     for c in &caps {
-        assert!(c.latency_ms < 200.0, "latency {} ms", c.latency_ms);
+        assert!(c.latency_ms < 500.0, "latency {} ms", c.latency_ms);
         assert!(
             c.rtf < 0.5,
             "a fast fake model has a small real-time factor: {}",
