@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Makes sure the system packages and tools a target needs are present.
+#   scripts/ensure-deps.sh build   -> what `cargo build` needs (Rust toolchain, pkg-config, ALSA headers)
+#   scripts/ensure-deps.sh test    -> build + sox + mosquitto + rustfmt/clippy + Python for train/
+# As root, missing Debian packages are installed with apt-get; otherwise the script prints the
+# command to run and fails.
+set -euo pipefail
+what=${1:-build}
+
+apt_pkgs=()
+need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || apt_pkgs+=("$1"); }
+
+if command -v dpkg >/dev/null 2>&1; then
+    need_pkg pkg-config
+    need_pkg libasound2-dev
+    need_pkg ca-certificates
+    if [ "$what" = test ]; then
+        need_pkg sox
+        # tests/listen_sinks.rs starts its own broker on a free loopback port.
+        need_pkg mosquitto
+        command -v python3 >/dev/null 2>&1 || apt_pkgs+=(python3)
+        python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
+    fi
+    if [ ${#apt_pkgs[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ]; then
+            echo "==> installing ${apt_pkgs[*]}"
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -qq
+            apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+        else
+            echo "missing system packages; run:  sudo apt-get install -y ${apt_pkgs[*]}" >&2
+            exit 1
+        fi
+    fi
+else
+    echo "note: not a Debian-like system; make sure pkg-config, ALSA headers and sox are installed" >&2
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "Rust is missing: install Rust >= 1.91 from https://rustup.rs (Debian's cargo is too old)" >&2
+    exit 1
+fi
+if [ "$what" = test ] && command -v rustup >/dev/null 2>&1; then
+    for c in rustfmt clippy; do
+        rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+    done
+fi

@@ -1,0 +1,5 @@
+//! Audio input: file decoding, resampling, windowing.
+
+pub mod decode;
+pub mod resample;
+pub mod window;

@@ -1,0 +1,11 @@
+//! Model bundles: manifest, loading and validation, inference backends, default resolution.
+
+pub mod backend;
+pub mod bundle;
+pub mod manifest;
+pub mod resolve;
+pub mod tract;
+
+pub use backend::{EncoderDecoder, Logits, Memory};
+pub use bundle::{LoadOptions, Model, ModelSummary};
+pub use manifest::Manifest;

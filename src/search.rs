@@ -1,0 +1,349 @@
+//! Greedy and beam search over a decoder step function (docs/bundle-format.md, "Decoder"),
+//! step for step the same algorithm as `train/earshot_train/search.py`, so that token ids match.
+//!
+//! Beam search ("shrinking beam"): start from one hypothesis `[<start>]` with score 0. Every live
+//! hypothesis is extended by every token; candidate score = hypothesis score + log-softmax
+//! (float32). The best `k = beam − finished` candidates are kept in descending score order (ties:
+//! lower flattened index `b·V + v` first). A kept candidate ending in `<end>` is finished, and so is
+//! every live one after `max_len` generated tokens. Finished hypotheses are ranked by
+//! `score / generated_len^length_norm` (`<end>` counted); the first best in finishing order wins.
+//! All live hypotheses are run through the decoder as one batch.
+//!
+//! `BeamMode::Constant` (manifest `search.beam_mode: "constant"`, the released effb2-trm student's
+//! own search): `k` is always `beam`, so a finished hypothesis frees its slot for the live ones, and
+//! the search stops after the step at which exactly `beam` hypotheses have finished (or none is
+//! live, or at `max_len`). Ranking as above.
+
+use crate::model::backend::{EncoderDecoder, Memory};
+pub use crate::model::manifest::BeamMode;
+use anyhow::{bail, Result};
+
+/// Search parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchParams {
+    /// 1 = greedy.
+    pub beam: usize,
+    /// Maximum number of generated tokens (`<end>` included).
+    pub max_len: usize,
+    pub length_norm: f64,
+    pub start: i64,
+    pub end: i64,
+    pub mode: BeamMode,
+}
+
+/// Result of a search: generated ids without `<start>`, with `<end>` if it was emitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchOutput {
+    pub ids: Vec<i64>,
+    /// Decoder calls made.
+    pub steps: usize,
+}
+
+/// Runs greedy search when `params.beam == 1`, beam search otherwise.
+pub fn search(
+    model: &dyn EncoderDecoder,
+    memory: &Memory,
+    params: &SearchParams,
+) -> Result<SearchOutput> {
+    if params.beam <= 1 {
+        greedy(model, memory, params)
+    } else {
+        beam_search(model, memory, params)
+    }
+}
+
+/// Index of the first maximum (numpy `argmax`); NaN never wins.
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in row.iter().enumerate() {
+        if v > best_v || (i == 0 && !v.is_nan()) {
+            best = i;
+            best_v = v;
+        }
+    }
+    best
+}
+
+/// float32 log-softmax of one row.
+pub fn log_softmax(row: &[f32], out: &mut Vec<f32>) {
+    out.clear();
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = row.iter().map(|&x| f64::from((x - m).exp())).sum();
+    let lse = (sum as f32).ln();
+    out.extend(row.iter().map(|&x| (x - m) - lse));
+}
+
+pub fn greedy(
+    model: &dyn EncoderDecoder,
+    memory: &Memory,
+    params: &SearchParams,
+) -> Result<SearchOutput> {
+    let mut ids = vec![params.start];
+    let mut steps = 0;
+    for _ in 0..params.max_len {
+        let logits = model.decode_step(&ids, 1, memory)?;
+        steps += 1;
+        let next = argmax(logits.row(0)) as i64;
+        ids.push(next);
+        if next == params.end {
+            break;
+        }
+    }
+    ids.remove(0);
+    Ok(SearchOutput { ids, steps })
+}
+
+pub fn beam_search(
+    model: &dyn EncoderDecoder,
+    memory: &Memory,
+    params: &SearchParams,
+) -> Result<SearchOutput> {
+    if params.beam < 1 || params.max_len < 1 {
+        bail!("beam and max_len must be >= 1");
+    }
+    let mut live: Vec<(Vec<i64>, f32)> = vec![(vec![params.start], 0.0)];
+    let mut finished: Vec<(Vec<i64>, f32)> = Vec::new();
+    let mut steps = 0;
+    let mut lp = Vec::new();
+    let mut flat_tokens = Vec::new();
+    for t in 1..=params.max_len {
+        flat_tokens.clear();
+        for (h, _) in &live {
+            flat_tokens.extend_from_slice(h);
+        }
+        let logits = model.decode_step(&flat_tokens, live.len(), memory)?;
+        steps += 1;
+        let vocab = logits.vocab;
+        // Candidate scores, flattened b * V + v.
+        let mut scores = Vec::with_capacity(live.len() * vocab);
+        for (b, (_, s)) in live.iter().enumerate() {
+            log_softmax(logits.row(b), &mut lp);
+            scores.extend(lp.iter().map(|&x| s + x));
+        }
+        let k = match params.mode {
+            BeamMode::Shrinking => params.beam - finished.len(),
+            BeamMode::Constant => params.beam,
+        };
+        // Stable descending order: higher score first, then lower flat index.
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        let cmp = |a: &usize, b: &usize| {
+            scores[*b]
+                .partial_cmp(&scores[*a])
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.cmp(b))
+        };
+        if k < order.len() {
+            order.select_nth_unstable_by(k, cmp);
+            order.truncate(k);
+        }
+        order.sort_by(cmp);
+        let mut new_live = Vec::with_capacity(k);
+        for flat in order {
+            let (b, v) = (flat / vocab, (flat % vocab) as i64);
+            let mut ids = live[b].0.clone();
+            ids.push(v);
+            let hyp = (ids, scores[flat]);
+            if v == params.end || t == params.max_len {
+                finished.push(hyp);
+            } else {
+                new_live.push(hyp);
+            }
+        }
+        live = new_live;
+        if live.is_empty() || (params.mode == BeamMode::Constant && finished.len() == params.beam) {
+            break;
+        }
+    }
+    let mut best: Option<(&Vec<i64>, f64)> = None;
+    for (ids, score) in &finished {
+        let norm = ((ids.len() - 1) as f64).powf(params.length_norm);
+        let val = f64::from(*score) / norm;
+        if best.is_none_or(|(_, b)| val > b) {
+            best = Some((ids, val));
+        }
+    }
+    let Some((ids, _)) = best else {
+        bail!("beam search finished without a hypothesis");
+    };
+    Ok(SearchOutput {
+        ids: ids[1..].to_vec(),
+        steps,
+    })
+}
+
+/// The caption words of `ids`: `<start>`, `<end>` and `<pad>` dropped, joined by single spaces.
+pub fn ids_to_text(ids: &[i64], vocab: &[String], skip: &[i64]) -> String {
+    let words: Vec<&str> = ids
+        .iter()
+        .filter(|id| !skip.contains(id))
+        .map(|&id| {
+            usize::try_from(id)
+                .ok()
+                .and_then(|i| vocab.get(i))
+                .map_or("<?>", |s| s.as_str())
+        })
+        .collect();
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::backend::Logits;
+
+    /// A decoder whose next-token scores depend only on the prefix, from a table.
+    struct TableDecoder {
+        vocab: usize,
+        f: fn(&[i64]) -> Vec<f32>,
+    }
+
+    impl EncoderDecoder for TableDecoder {
+        fn engine(&self) -> &'static str {
+            "table"
+        }
+        fn encode(&self, _mel: &[f32]) -> Result<Memory> {
+            unreachable!()
+        }
+        fn decode_step(&self, tokens: &[i64], batch: usize, _m: &Memory) -> Result<Logits> {
+            let len = tokens.len() / batch;
+            let mut data = Vec::new();
+            for b in 0..batch {
+                let row = (self.f)(&tokens[b * len..(b + 1) * len]);
+                assert_eq!(row.len(), self.vocab);
+                data.extend(row);
+            }
+            Ok(Logits {
+                batch,
+                vocab: self.vocab,
+                data,
+            })
+        }
+    }
+
+    fn mem() -> Memory {
+        Memory {
+            frames: 1,
+            dim: 1,
+            data: vec![0.0],
+        }
+    }
+
+    fn params(beam: usize, max_len: usize) -> SearchParams {
+        SearchParams {
+            beam,
+            max_len,
+            length_norm: 1.0,
+            start: 1,
+            end: 2,
+            mode: BeamMode::Shrinking,
+        }
+    }
+
+    // vocab: 0 pad, 1 start, 2 end, 3 "a", 4 "b"
+    fn probs(p: &[f32]) -> Vec<f32> {
+        p.iter().map(|x| x.ln()).collect()
+    }
+
+    /// Greedy takes "a" (0.5) then is stuck with low-probability tokens; the beam finds
+    /// "b <end>" which is better overall.
+    fn trap(prefix: &[i64]) -> Vec<f32> {
+        match prefix {
+            [1] => probs(&[0.01, 0.01, 0.08, 0.5, 0.4]),
+            [1, 3] => probs(&[0.01, 0.01, 0.3, 0.34, 0.34]),
+            [1, 4] => probs(&[0.01, 0.01, 0.96, 0.01, 0.01]),
+            _ => probs(&[0.01, 0.01, 0.9, 0.04, 0.04]),
+        }
+    }
+
+    #[test]
+    fn greedy_follows_argmax_and_stops_at_end() {
+        let d = TableDecoder { vocab: 5, f: trap };
+        let out = greedy(&d, &mem(), &params(1, 10)).unwrap();
+        assert_eq!(out.ids, vec![3, 3, 2]);
+        assert_eq!(out.steps, 3);
+        let out = greedy(&d, &mem(), &params(1, 2)).unwrap();
+        assert_eq!(out.ids, vec![3, 3]);
+    }
+
+    #[test]
+    fn beam_finds_the_better_caption() {
+        let d = TableDecoder { vocab: 5, f: trap };
+        let out = beam_search(&d, &mem(), &params(3, 10)).unwrap();
+        assert_eq!(out.ids, vec![4, 2]);
+    }
+
+    #[test]
+    fn beam_length_normalisation_changes_the_winner() {
+        // "<end>" right away: score ln(0.3) over 1 token = -1.20.
+        // "a <end>": ln(0.6)+ln(0.9) = -0.616 over 2 tokens = -0.31 (wins when normalised),
+        // but -0.616 > -1.20 also wins unnormalised; make the long one lose unnormalised:
+        fn f(prefix: &[i64]) -> Vec<f32> {
+            match prefix {
+                [1] => probs(&[0.01, 0.01, 0.45, 0.52, 0.01]),
+                [1, 3] => probs(&[0.01, 0.01, 0.6, 0.37, 0.01]),
+                _ => probs(&[0.01, 0.01, 0.96, 0.01, 0.01]),
+            }
+        }
+        let d = TableDecoder { vocab: 5, f };
+        let mut p = params(2, 5);
+        // unnormalised: <end> = ln .45 = -0.80; a <end> = ln .52 + ln .6 = -1.16 -> "<end>"
+        p.length_norm = 0.0;
+        assert_eq!(beam_search(&d, &mem(), &p).unwrap().ids, vec![2]);
+        // normalised: -0.80 vs -0.58 -> "a <end>"
+        p.length_norm = 1.0;
+        assert_eq!(beam_search(&d, &mem(), &p).unwrap().ids, vec![3, 2]);
+    }
+
+    #[test]
+    fn constant_beam_refills_finished_slots() {
+        // Step 1: "<end>" (0.5) finishes at once, "a" (0.3) stays live. Shrinking: one slot left,
+        // it follows "a a ..." to max_len and "<end>" (-0.69) wins. Constant (the released effb2
+        // student's search): two live slots "a a" and "a b"; "a b <end>" finishes with
+        // (ln .3 + ln .45 + ln .99) / 3 = -0.67 and wins; the search stops there (2 finished).
+        fn f(prefix: &[i64]) -> Vec<f32> {
+            match prefix {
+                [1] => probs(&[0.0001, 0.0001, 0.5, 0.3, 0.2]),
+                [1, 3] => probs(&[0.0001, 0.0001, 0.1, 0.45, 0.45]),
+                [1, 3, 4] => probs(&[0.0001, 0.0001, 0.99, 0.005, 0.005]),
+                _ => probs(&[0.0001, 0.0001, 0.02, 0.49, 0.49]),
+            }
+        }
+        let d = TableDecoder { vocab: 5, f };
+        let mut p = params(2, 5);
+        assert_eq!(beam_search(&d, &mem(), &p).unwrap().ids, vec![2]);
+        p.mode = BeamMode::Constant;
+        let out = beam_search(&d, &mem(), &p).unwrap();
+        assert_eq!(out.ids, vec![3, 4, 2]);
+        assert_eq!(out.steps, 3);
+    }
+
+    #[test]
+    fn beam_hits_max_len() {
+        fn f(_p: &[i64]) -> Vec<f32> {
+            probs(&[0.01, 0.01, 0.01, 0.5, 0.47])
+        }
+        let d = TableDecoder { vocab: 5, f };
+        let out = beam_search(&d, &mem(), &params(2, 4)).unwrap();
+        assert_eq!(out.ids, vec![3, 3, 3, 3]);
+    }
+
+    #[test]
+    fn ties_prefer_the_lower_index() {
+        fn f(_p: &[i64]) -> Vec<f32> {
+            vec![0.0, 0.0, 1.0, 1.0, 1.0]
+        }
+        let d = TableDecoder { vocab: 5, f };
+        assert_eq!(greedy(&d, &mem(), &params(1, 3)).unwrap().ids, vec![2]);
+        assert_eq!(beam_search(&d, &mem(), &params(2, 3)).unwrap().ids, vec![2]);
+    }
+
+    #[test]
+    fn text_skips_special_tokens() {
+        let vocab: Vec<String> = ["<pad>", "<start>", "<end>", "a", "dog"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(ids_to_text(&[3, 4, 0, 2], &vocab, &[0, 1, 2]), "a dog");
+    }
+}
