@@ -234,6 +234,88 @@ fn file_source_fast_with_the_tiny_bundle() {
 }
 
 #[test]
+fn every_sink_at_once_from_the_command_line() {
+    let Some(bundle) = common::tiny_bundle() else {
+        return;
+    };
+    let Some(broker) = live_support::start_broker(live_support::free_port()) else {
+        return;
+    };
+    let mqtt = live_support::subscribe(broker.port, "earshot/cli/#");
+    let (master, slave, tty) = live_support::pty_pair();
+    let serial = live_support::collect_pty(&master, Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("out.jsonl");
+    let wav = common::golden().join("tiny-input.wav");
+    let port = broker.port.to_string();
+    let (code, out, err) = run(&[
+        "listen",
+        "--model",
+        bundle.to_str().unwrap(),
+        "--file",
+        wav.to_str().unwrap(),
+        "--fast",
+        "--gate-dbfs",
+        "-inf",
+        "--format",
+        "jsonl",
+        "--jsonl-file",
+        jsonl.to_str().unwrap(),
+        "--serial",
+        &tty,
+        "--mqtt-host",
+        "127.0.0.1",
+        "--mqtt-port",
+        &port,
+        "--mqtt-topic",
+        "earshot/cli/captions",
+        "--mqtt-qos",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    drop(slave);
+    let stdout_caps: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "caption")
+        .collect();
+    assert!(!stdout_caps.is_empty(), "{out}{err}");
+    let file = std::fs::read_to_string(&jsonl).unwrap();
+    let file_caps = file
+        .lines()
+        .filter(|l| l.contains("\"event\":\"caption\""))
+        .count();
+    assert_eq!(file_caps, stdout_caps.len());
+    // Serial: one text line per caption.
+    let serial = String::from_utf8(serial.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    let serial_lines: Vec<&str> = serial.lines().collect();
+    assert_eq!(serial_lines.len(), stdout_caps.len(), "{serial:?}");
+    let text = stdout_caps[0]["caption"].as_str().unwrap();
+    assert!(serial_lines[0].ends_with(text), "{serial:?}");
+    // MQTT: the captions, and the summary on the health topic (flushed before exit).
+    let mut got = Vec::new();
+    while let Ok(m) = mqtt.recv_timeout(Duration::from_secs(5)) {
+        got.push(m);
+        if got.len() == stdout_caps.len() + 1 {
+            break;
+        }
+    }
+    let caps: Vec<_> = got
+        .iter()
+        .filter(|m| m.0 == "earshot/cli/captions")
+        .collect();
+    assert_eq!(caps.len(), stdout_caps.len(), "{got:?}");
+    let v: serde_json::Value = serde_json::from_slice(&caps[0].1).unwrap();
+    assert_eq!(v["caption"], text);
+    let summary = got
+        .iter()
+        .find(|m| m.0 == "earshot/cli/captions/health")
+        .expect("summary published");
+    let v: serde_json::Value = serde_json::from_slice(&summary.1).unwrap();
+    assert_eq!(v["event"], "summary");
+}
+
+#[test]
 fn devices_lists_or_explains() {
     let (code, out, err) = run(&["devices"]);
     // No audio hardware here: either a list (ALSA's null/default devices) or a clear message.

@@ -8,12 +8,8 @@ use earshot::sink::mqtt::MqttSink;
 use earshot::sink::serial::SerialSink;
 use earshot::sink::{Event, EventSink, HealthEvent, LiveCaption};
 use earshot::{Caption, CaptionEvent, Timings};
-use live_support::free_port;
-use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use live_support::{free_port, pty, read_lines, start_broker, subscribe};
+use std::time::{Duration, SystemTime};
 
 fn caption(text: &str, start: f64) -> Event {
     Event::Caption(LiveCaption {
@@ -36,56 +32,6 @@ fn caption(text: &str, start: f64) -> Event {
         dropped_windows: 0,
         level_dbfs: -20.0,
     })
-}
-
-/// A pseudo-terminal pair: (master, slave path). The slave side is what the sink opens.
-fn pty() -> (OwnedFd, String) {
-    let mut master = 0;
-    let mut slave = 0;
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty failed");
-    let name = unsafe { std::ffi::CStr::from_ptr(libc::ttyname(slave)) }
-        .to_string_lossy()
-        .into_owned();
-    // Keep the slave open through the master's lifetime? Not needed: the sink opens it by path.
-    unsafe { libc::close(slave) };
-    (unsafe { OwnedFd::from_raw_fd(master) }, name)
-}
-
-/// Reads from the pty master until `n` newline-terminated lines arrived (or a timeout).
-fn read_lines(master: &OwnedFd, n: usize) -> Vec<String> {
-    let fd = master.try_clone().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut f = std::fs::File::from(fd);
-        let mut buf = [0u8; 4096];
-        let mut acc = Vec::new();
-        while let Ok(k) = f.read(&mut buf) {
-            if k == 0 {
-                break;
-            }
-            acc.extend_from_slice(&buf[..k]);
-            if acc.iter().filter(|&&b| b == b'\n').count() >= n {
-                break;
-            }
-        }
-        let _ = tx.send(acc);
-    });
-    let acc = rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("no data on the pty");
-    String::from_utf8_lossy(&acc)
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect()
 }
 
 #[test]
@@ -141,103 +87,6 @@ fn serial_missing_device_is_a_clear_error() {
 }
 
 // ---------- MQTT ----------
-
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-
-struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn mosquitto() -> Option<String> {
-    if Path::new(MOSQUITTO).is_file() {
-        return Some(MOSQUITTO.into());
-    }
-    let which = Command::new("sh")
-        .args(["-c", "command -v mosquitto"])
-        .output()
-        .ok()?;
-    let p = String::from_utf8_lossy(&which.stdout).trim().to_string();
-    (!p.is_empty()).then_some(p)
-}
-
-fn start_broker(port: u16) -> Option<Broker> {
-    let Some(bin) = mosquitto() else {
-        eprintln!("SKIP: mosquitto is not installed (apt-get install mosquitto)");
-        return None;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start mosquitto");
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "mosquitto did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(Broker {
-        child,
-        port,
-        _dir: dir,
-    })
-}
-
-/// Subscribes to `topic` and collects payloads on a thread.
-fn subscribe(port: u16, topic: &str) -> std::sync::mpsc::Receiver<(String, Vec<u8>, bool)> {
-    use rumqttc::{Client, Event as E, Incoming, MqttOptions, QoS};
-    let (client, mut conn) = Client::new(
-        MqttOptions::new(format!("sub-{}", std::process::id()), "127.0.0.1", port),
-        16,
-    );
-    client.subscribe(topic, QoS::AtLeastOnce).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _client = client; // keep the client alive
-        for ev in conn.iter() {
-            match ev {
-                Ok(E::Incoming(Incoming::SubAck(_))) => {
-                    let _ = ready_tx.send(());
-                }
-                Ok(E::Incoming(Incoming::Publish(p))) => {
-                    if tx
-                        .send((p.topic.clone(), p.payload.to_vec(), p.retain))
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("subscription not acknowledged");
-    rx
-}
 
 fn settings(port: u16, qos: u8, retain: bool, id: &str) -> MqttSettings {
     MqttSettings {
