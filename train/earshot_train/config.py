@@ -2,7 +2,8 @@
 
 Sections (all optional except where a command needs them; see ``train/configs/*.toml``):
 
-- ``[experiment]`` name, kind (``teacher`` | ``student``), seed, threads, device (auto|cpu|cuda), runs_dir
+- ``[experiment]`` name, kind (``teacher`` | ``student``), seed, threads, device (auto|cpu|cuda), runs_dir,
+  progress, epochs_per_run
 - ``[corpus]`` the corpus builder's table (or ``[data] corpus_config = "corpus.toml"``, relative to the file)
 - ``[data]`` corpus_config, teacher (teacher experiment name, for students), min_count, max_len,
   splits (train/val), feature_cache
@@ -35,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
         "device": "auto",
         "runs_dir": "",  # "" = <repo>/train/runs
         "progress": True,
+        "epochs_per_run": 0,  # >0: stop after that many epochs in one invocation (continue with --resume)
     },
     "data": {
         "corpus_config": "",

@@ -538,6 +538,10 @@ def _train(cfg: dict[str, Any], resume: bool, device: torch.device, rank: int, w
                 ckpt_last,
             )
         dist.barrier()
+        per_run = int(cfg["experiment"]["epochs_per_run"])
+        if per_run and epoch + 1 - start_epoch >= per_run and epoch + 1 < o["epochs"]:
+            _log(metrics, {"event": "pause", "step": step, "epoch": epoch})
+            break  # time-boxed invocation: continue later with --resume
     return {"steps": step, "best_val": best, "run_dir": str(rdir), "checkpoint": str(ckpt_best)}
 
 

@@ -1,0 +1,56 @@
+"""The committed golden files are exactly what ``earshot-train golden`` regenerates."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from earshot_train import golden
+
+GOLDEN = Path(__file__).resolve().parents[2] / "tests" / "golden"
+
+
+def _graph(path: Path):
+    m = onnx.load(str(path))
+    ops = [n.op_type for n in m.graph.node]
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    return ops, inits
+
+
+def test_golden_regenerates_identically(tmp_path):
+    exp = golden.write_golden(tmp_path, frontend=False)
+    assert (tmp_path / "tiny-input.wav").read_bytes() == (GOLDEN / "tiny-input.wav").read_bytes()
+    for name in ("manifest.json", "vocab.txt", "parity.json"):
+        assert (tmp_path / "tiny-bundle" / name).read_text() == (GOLDEN / "tiny-bundle" / name).read_text(), (
+            name
+        )
+    for name in ("encoder.onnx", "decoder.onnx"):
+        ops_a, init_a = _graph(tmp_path / "tiny-bundle" / name)
+        ops_b, init_b = _graph(GOLDEN / "tiny-bundle" / name)
+        assert ops_a == ops_b
+        assert init_a.keys() == init_b.keys()
+        for k in init_a:
+            np.testing.assert_array_equal(init_a[k], init_b[k])
+    committed = json.loads((GOLDEN / "tiny-bundle-expect.json").read_text())
+    assert exp.keys() == committed.keys()
+    for k, v in committed.items():
+        if isinstance(v, list) and v and isinstance(v[0], float) or isinstance(v, float):
+            np.testing.assert_allclose(exp[k], v, rtol=1e-5, atol=1e-5, err_msg=k)
+        else:
+            assert exp[k] == v, k
+
+
+def test_golden_bundle_is_small_and_non_degenerate():
+    size = sum(p.stat().st_size for p in (GOLDEN / "tiny-bundle").iterdir())
+    assert size < 2 * 1024 * 1024
+    exp = json.loads((GOLDEN / "tiny-bundle-expect.json").read_text())
+    assert len(set(exp["greedy_ids"])) >= 4 and exp["greedy_ids"] != exp["beam_ids"]
+    man = json.loads((GOLDEN / "tiny-bundle" / "manifest.json").read_text())
+    n = int(exp["window_seconds"] * man["frontend"]["sample_rate"])
+    import soundfile as sf
+
+    info = sf.info(str(GOLDEN / "tiny-input.wav"))
+    assert info.samplerate == man["frontend"]["sample_rate"] and info.subtype == "PCM_16"
+    assert info.frames < n  # shorter than the window: the runtime's zero padding is exercised
