@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("golden", help="write tests/golden (tiny bundle, input, expectations, front end)")
     p.add_argument("--out", default=None)
     p.add_argument("--no-frontend", action="store_true")
+    p = sub.add_parser(
+        "teacher-cache", help="cache teacher features only (see: teacher-cache --help)", add_help=False
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="earshot_train.teacher_cache arguments")
     from earshot_train.convert_wsntxxn import add_arguments as convert_arguments
 
     p = sub.add_parser("convert", help="convert the paper's released effb2-trm checkpoint to a bundle")
@@ -64,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "teacher-cache":  # its own parser takes every argument
+        from earshot_train import teacher_cache
+
+        return teacher_cache.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -104,9 +113,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             summary = trainer.train(cfg, resume=args.resume)
             print(json.dumps(summary))
         if args.cmd == "teacher":
-            from earshot_train import dist
+            import os
 
-            if dist.is_main():
+            if int(os.environ.get("RANK", "0")) == 0:  # once, also after a torchrun (DDP) training
                 kd = trainer.write_teacher_outputs(cfg)
                 print(f"teacher captions and embeddings in {kd}")
         return 0

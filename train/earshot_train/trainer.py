@@ -266,7 +266,12 @@ class Run:
         self.cdir, self.rows = corpus_info(cfg)
         self.by_id = {r["id"]: r for r in self.rows}
         if self.kind == "teacher":
-            self.store = InputStore("teacher", ensure_teacher_cache(cfg, self.cdir, self.rows))
+            from earshot_train.teacher_cache import default_out_dir
+
+            if dist.is_main():
+                ensure_teacher_cache(cfg, self.cdir, self.rows)
+            dist.barrier()
+            self.store = InputStore("teacher", default_out_dir(self.cdir))
         else:
             spec = input_spec(cfg)
             fdir = feature_dir(cfg, self.cdir, spec)
