@@ -91,10 +91,53 @@ pub struct RawMqtt {
     pub password: Option<String>,
 }
 
+/// 1-based line of byte `offset` and the dotted key written there (`section.key`), found from
+/// the line's `key =` and the nearest `[section]` header above it.
+fn locate(text: &str, offset: usize) -> Option<(usize, Option<String>)> {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset)?;
+    let line_no = before.matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    let header = |l: &str| {
+        let l = l.trim();
+        (l.starts_with('[') && !l.starts_with("[[")).then(|| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+    };
+    if let Some(h) = header(line) {
+        return Some((line_no, Some(h)));
+    }
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('#'));
+    let above: Vec<&str> = text.lines().take(line_no - 1).collect();
+    let section = above.into_iter().rev().find_map(header);
+    let full = match (section, key) {
+        (Some(s), Some(k)) => Some(format!("{s}.{k}")),
+        (None, k) => k,
+        (Some(_), None) => None,
+    };
+    Some((line_no, full))
+}
+
 impl RawConfig {
-    /// Parses TOML text; unknown keys and wrong types are errors that name the key.
+    /// Parses TOML text; unknown keys and wrong types are errors that name the key
+    /// (`line 3: `mqtt.qos`: invalid type: string "high", expected i64`).
     pub fn parse(text: &str) -> Result<RawConfig> {
-        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim_end();
+            match e.span().and_then(|span| locate(text, span.start)) {
+                Some((line, Some(key))) => anyhow::anyhow!("line {line}: `{key}`: {msg}"),
+                Some((line, None)) => anyhow::anyhow!("line {line}: {msg}"),
+                None => anyhow::anyhow!("{msg}"),
+            }
+        })
     }
 
     pub fn load(path: &Path) -> Result<RawConfig> {
@@ -142,10 +185,24 @@ mod tests {
 
     #[test]
     fn wrong_type_is_named() {
-        let err = RawConfig::parse("[mqtt]\nport = \"high\"\n")
+        let err = RawConfig::parse("# c\n[mqtt]\nhost = \"h\"\nport = \"high\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("port"), "{err}");
+        assert!(
+            err.starts_with("line 4: `mqtt.port`: invalid type"),
+            "{err}"
+        );
+        let err = RawConfig::parse("[mqtt]\nhots = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("line 2: `mqtt.hots`: unknown field"),
+            "{err}"
+        );
+        let err = RawConfig::parse("board = 4\n").unwrap_err().to_string();
+        assert!(err.starts_with("line 1: `board`"), "{err}");
+        let err = RawConfig::parse("[mqtt\n").unwrap_err().to_string();
+        assert!(err.starts_with("line 1"), "{err}");
     }
 
     #[test]
