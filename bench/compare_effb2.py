@@ -135,6 +135,7 @@ def main(argv=None) -> int:
     spec = cw.EFFB2_SPEC
     mem_len = cw.memory_len_for_samples(int(WINDOW_S * SR))
     all_threads = os.cpu_count() or 1
+    load_before = os.getloadavg()[0]
     results = []
 
     config, state, _ = cw.load_checkpoint(args.checkpoint)
@@ -154,6 +155,7 @@ def main(argv=None) -> int:
         )
         print(results[-1], flush=True)
 
+    torch.set_num_threads(1)  # the Python front end of the onnxruntime rows runs single-threaded
     for threads in (1, all_threads):
         enc = cw.ort_session(args.bundle / "encoder.onnx", threads)
         dec = cw.ort_session(args.bundle / "decoder.onnx", threads)
@@ -171,6 +173,8 @@ def main(argv=None) -> int:
         print(f"warning: {args.earshot} not found, tract row skipped", file=sys.stderr)
 
     import onnxruntime
+
+    load_after = os.getloadavg()[0]
 
     cpu = next(
         (
@@ -194,7 +198,9 @@ def main(argv=None) -> int:
         f"(constant-width, as the authors') over {mem_len} memory frames, the whole prefix re-run per step. "
         "Random-init weights never emit `<end>`, so every search runs the maximum 20 steps (worst case; "
         "trained checkpoints stop after about 8-12 tokens).",
-        f"- Machine: {cpu}, {all_threads} cores, shared with other jobs (numbers are indicative); "
+        f"- Machine: {cpu}, {all_threads} cores, shared with other jobs: load average {load_before:.1f} "
+        f"before and {load_after:.1f} after the run, so absolute numbers are inflated and the all-threads "
+        "rows suffer most; "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"onnxruntime {onnxruntime.__version__}, tract 0.23 (earshot release build).",
         f"- {len(wins)} windows of the reference dog clip repeated; first window of each engine = warm-up; "
@@ -209,6 +215,24 @@ def main(argv=None) -> int:
             f"| {r['engine']} | {r['threads']} | {r['frontend_ms']:.1f} | {r['encoder_ms']:.1f} | "
             f"{r['decoder_ms']:.1f} | {r['tokens']:.0f} | {r['total_ms']:.1f} | {r['total_ms'] / 1e4:.4f} |"
         )
+    by = {(r["engine"], r["threads"]): r for r in results}
+    tr, o1, p1 = (
+        by.get(("tract (earshot)", "1 (default build)")),
+        by.get(("onnxruntime", 1)),
+        by.get(("PyTorch eager", 1)),
+    )
+    if tr and o1 and p1:
+        lines += [
+            "",
+            f"Single-threaded, per 10 s clip: tract {tr['total_ms']:.0f} ms, onnxruntime "
+            f"{o1['total_ms']:.0f} ms "
+            f"(its Python front end included; ratio {o1['total_ms'] / tr['total_ms']:.2f}), PyTorch eager "
+            f"{p1['total_ms']:.0f} ms (ratio {p1['total_ms'] / tr['total_ms']:.2f}). Encoder alone: tract "
+            f"{tr['encoder_ms']:.0f} ms, onnxruntime {o1['encoder_ms']:.0f} ms, PyTorch "
+            f"{p1['encoder_ms']:.0f} ms. "
+            "The decoder re-runs the whole prefix for 3 hypotheses at each of 20 steps (no key/value "
+            "cache), which is why it costs more than the encoder here.",
+        ]
     lines += ["", "Command:", "", "```", cmd, "```", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
