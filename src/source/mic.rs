@@ -163,40 +163,59 @@ fn find_devices(query: Option<&str>) -> Result<Vec<Device>> {
 
 /// Configurations to try, best first: the device default, then each supported range at 48 k,
 /// 44.1 k or 16 kHz when inside it (never a range's reported maximum, which can be bogus).
-fn candidate_configs(d: &Device, want: Option<SourceFormat>) -> Vec<(StreamConfig, SampleFormat)> {
+/// When there is none, the returned strings say why (the host's errors).
+fn candidate_configs(
+    d: &Device,
+    want: Option<SourceFormat>,
+) -> (Vec<(StreamConfig, SampleFormat)>, Vec<String>) {
     let mut out: Vec<(StreamConfig, SampleFormat)> = Vec::new();
+    let mut why = Vec::new();
     let ok = |c: &StreamConfig| {
         want.is_none_or(|w| w.sample_rate == c.sample_rate && w.channels == c.channels)
     };
-    if let Ok(c) = d.default_input_config() {
-        let sc = c.config();
-        if ok(&sc) {
-            out.push((sc, c.sample_format()));
-        }
-    }
-    if let Ok(ranges) = d.supported_input_configs() {
-        for r in ranges {
-            let mut rates = vec![48_000, 44_100, 32_000, 16_000];
-            if let Some(w) = want {
-                rates.insert(0, w.sample_rate);
+    match d.default_input_config() {
+        Ok(c) => {
+            let sc = c.config();
+            if ok(&sc) {
+                out.push((sc, c.sample_format()));
             }
-            rates.push(r.min_sample_rate());
-            if let Some(rate) = rates
-                .into_iter()
-                .find(|&x| x >= r.min_sample_rate() && x <= r.max_sample_rate())
-            {
-                let sc = StreamConfig {
-                    channels: r.channels(),
-                    sample_rate: rate,
-                    buffer_size: cpal::BufferSize::Default,
-                };
-                if ok(&sc) && !out.iter().any(|(c, f)| *c == sc && *f == r.sample_format()) {
-                    out.push((sc, r.sample_format()));
+        }
+        Err(e) => why.push(format!("no default configuration: {e}")),
+    }
+    match d.supported_input_configs() {
+        Err(e) => why.push(format!("cannot list configurations: {e}")),
+        Ok(ranges) => {
+            for r in ranges {
+                let mut rates = vec![48_000, 44_100, 32_000, 16_000];
+                if let Some(w) = want {
+                    rates.insert(0, w.sample_rate);
+                }
+                rates.push(r.min_sample_rate());
+                if let Some(rate) = rates
+                    .into_iter()
+                    .find(|&x| x >= r.min_sample_rate() && x <= r.max_sample_rate())
+                {
+                    let sc = StreamConfig {
+                        channels: r.channels(),
+                        sample_rate: rate,
+                        buffer_size: cpal::BufferSize::Default,
+                    };
+                    if ok(&sc) && !out.iter().any(|(c, f)| *c == sc && *f == r.sample_format()) {
+                        out.push((sc, r.sample_format()));
+                    }
                 }
             }
         }
     }
-    out
+    if out.is_empty() {
+        if let Some(w) = want {
+            why.push(format!(
+                "{} ch at {} Hz is no longer offered",
+                w.channels, w.sample_rate
+            ));
+        }
+    }
+    (out, why)
 }
 
 fn build_typed<T>(
@@ -274,7 +293,11 @@ fn open(
     let mut errors = Vec::new();
     for d in find_devices(query)? {
         let label = format!("{} ({})", device_name(&d), device_id(&d));
-        for (config, sf) in candidate_configs(&d, want) {
+        let (candidates, why) = candidate_configs(&d, want);
+        if candidates.is_empty() {
+            errors.push(format!("{label}: {}", why.join("; ")));
+        }
+        for (config, sf) in candidates {
             let format = SourceFormat {
                 sample_rate: config.sample_rate,
                 channels: config.channels,
@@ -308,7 +331,10 @@ fn open(
     if errors.is_empty() {
         bail!("the device offers no usable input configuration");
     }
-    bail!("cannot open the capture device: {}", errors.join("; "))
+    bail!(
+        "cannot open the capture device: {} (`earshot devices` lists the usable ones)",
+        errors.join("; ")
+    )
 }
 
 pub struct MicSource {
