@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
         "kd_splits": ["train", "audio_only"],
         "val_split": "val",
         "feature_cache": "",  # "" = <corpus dir>/features/<frontend digest>
+        "caption_fraction": 1.0,  # <1: only that share of train clips keeps captions (rest: audio-only)
     },
     "teacher": {"weights": "shared", "batch_size": 8},
     "model": {

@@ -89,6 +89,26 @@ def corpus_info(cfg: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     return cdir, read_manifest(cdir)
 
 
+def limit_captions(rows: list[dict[str, Any]], fraction: float) -> list[dict[str, Any]]:
+    """Keep the captions of a fixed share of the captioned ``train`` clips; the others become audio-only.
+
+    The subset depends only on the clip ids (a hash), so every run with the same fraction sees the same
+    labelled clips; audio-only clips still serve the KD losses (sequence KD, encoder KD).
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"data.caption_fraction must be in (0, 1], got {fraction}")
+    if fraction >= 1.0:
+        return rows
+    out = []
+    for r in rows:
+        if r["split"] == "train":
+            h = int(hashlib.sha256(r["id"].encode()).hexdigest()[:8], 16) / 2**32
+            if h >= fraction:
+                r = {**r, "split": "audio_only", "captions": []}
+        out.append(r)
+    return out
+
+
 def spec_digest(spec: FrontendSpec) -> str:
     return hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
@@ -263,7 +283,8 @@ class Run:
         self.kind = cfg["experiment"]["kind"]
         self.dir = run_dir(cfg)
         self.progress = bool(cfg["experiment"]["progress"]) and dist.is_main()
-        self.cdir, self.rows = corpus_info(cfg)
+        cdir, rows = corpus_info(cfg)
+        self.cdir, self.rows = cdir, limit_captions(rows, float(cfg["data"]["caption_fraction"]))
         self.by_id = {r["id"]: r for r in self.rows}
         if self.kind == "teacher":
             from earshot_train.teacher_cache import default_out_dir

@@ -1,0 +1,423 @@
+"""Write ``train/RESULTS.md`` for the KD study from logged metrics — never typed by hand.
+
+Reads, for the teacher and every student row of ``train/configs/kd/``: ``<runs>/<exp>/config.json``,
+``eval_test_single.json`` and ``eval_test_mix.json`` (written by ``earshot-train eval``), the trained
+checkpoint (parameters and multiply-accumulates, counted here with forward hooks) and, when the exported
+bundle and the ``earshot`` binary exist, ``earshot bench --json`` timings (tract, one run, same machine).
+Rows that were not run are listed as such, never filled in.
+
+    python -m earshot_train.results [--runs train/runs] [--out train/RESULTS.md]
+        [--earshot target/release/earshot] [--input CLIP.wav]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from earshot_train.captions import names_all_sources
+from earshot_train.shared import REPO_ROOT
+
+TEACHER = "kd-teacher"
+ROWS = [
+    ("nokd", "student, no KD"),
+    ("seqkd", "student + sequence-level KD"),
+    ("mse", "student + seq-KD + MSE encoder KD"),
+    ("infonce", "student + seq-KD + contrastive encoder KD"),
+]
+FRACTIONS = ("100", "25")
+METRICS = [("bleu_4", "BLEU-4"), ("meteor", "METEOR"), ("rouge_l", "ROUGE-L"), ("cider_d", "CIDEr-D")]
+TARGETS = {"single_src": 0.90, "pair_src": 0.75, "cider_share": 0.95, "speedup": 10.0}
+
+
+def _load_json(p: Path) -> dict[str, Any] | None:
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+# ------------------------------------------------------------------------------------------ model size
+
+
+def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass: Conv1d/2d, Linear and attention products, by hooks."""
+    total = 0
+
+    def conv_hook(m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        k = int(torch.tensor(m.kernel_size).prod()) * (m.in_channels // m.groups)
+        total += out.numel() * k
+
+    def linear_hook(m: nn.Linear, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out.numel() * m.in_features
+
+    def mha_hook(m: nn.MultiheadAttention, inp: Any, _out: Any) -> None:
+        nonlocal total
+        q, k = inp[0], inp[1]
+        lq, lk, e = (
+            q.shape[-2] if m.batch_first else q.shape[0],
+            k.shape[-2] if m.batch_first else k.shape[0],
+            m.embed_dim,
+        )
+        b = q.shape[0] if m.batch_first else q.shape[1]
+        # input projections (q, k, v), the two attention products, the output projection
+        total += b * (lq * e * e + 2 * lk * e * e + 2 * lq * lk * e + lq * e * e)
+
+    hooks = []
+    for m in module.modules():
+        if isinstance(m, nn.Conv1d | nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear) and not _inside_mha(module, m):
+            hooks.append(m.register_forward_hook(linear_hook))
+        elif isinstance(m, nn.MultiheadAttention):
+            hooks.append(m.register_forward_hook(mha_hook))
+    try:
+        with torch.no_grad():
+            module(*inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
+def _inside_mha(root: nn.Module, lin: nn.Module) -> bool:
+    return any(
+        isinstance(m, nn.MultiheadAttention) and any(c is lin for c in m.modules()) for m in root.modules()
+    )
+
+
+def model_size(run_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Parameters and MACs (encoder per 10 s window; decoder per token at a 12-token prefix)."""
+    from earshot_train import trainer
+    from earshot_train.frontend import n_frames
+
+    model, tok = trainer.load_trained(run_cfg, "best", torch.device("cpu"))
+    model.eval()
+    seconds = float(run_cfg["export"]["window_seconds"])
+    out: dict[str, Any] = {}
+    dec_params = sum(p.numel() for p in model.decoder.parameters())
+    if run_cfg["experiment"]["kind"] == "teacher":
+        from earshot_train.frontend import MN04_FRONTEND
+        from earshot_train.teacher.mn04 import default_mn04_dir, load_mn04
+
+        enc = load_mn04(default_mn04_dir()).eval()
+        spec = MN04_FRONTEND
+        mel = torch.zeros(1, spec.n_mels, n_frames(int(seconds * spec.sample_rate), spec))
+        enc_params = sum(p.numel() for n, p in enc.named_parameters() if not n.startswith("classifier"))
+        enc_macs = count_macs(enc, mel)
+        memory = enc(mel)["frames"]
+    else:
+        spec = trainer.input_spec(run_cfg)
+        mel = torch.zeros(1, spec.n_mels, n_frames(int(seconds * spec.sample_rate), spec))
+        enc_params = sum(p.numel() for p in model.encoder.parameters())
+        enc_macs = count_macs(model.encoder, mel)
+        memory = model.encoder(mel)["memory"]
+    tokens = torch.ones(1, 12, dtype=torch.long)
+    dec_macs = count_macs(model.decoder, tokens, memory)
+    out.update(
+        params=enc_params + dec_params,
+        enc_params=enc_params,
+        dec_params=dec_params,
+        enc_macs=enc_macs,
+        dec_macs_per_token=dec_macs / 12,
+    )
+    return out
+
+
+# ------------------------------------------------------------------------------------------ timing
+
+
+def bench(earshot: Path, bundle: Path, input_wav: Path | None, windows: int) -> dict[str, Any] | None:
+    if not earshot.is_file() or not (bundle / "manifest.json").is_file():
+        return None
+    cmd = [
+        str(earshot),
+        "bench",
+        "--model",
+        str(bundle),
+        "--windows",
+        str(windows),
+        "--threads",
+        "1",
+        "--json",
+    ]
+    if input_wav is not None:
+        cmd += ["--input", str(input_wav)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        print(f"bench failed for {bundle}: {res.stderr.strip()[-300:]}", file=sys.stderr)
+        return None
+    rep = json.loads(res.stdout)
+    st = rep["stages_ms"]
+    return {
+        "encoder_ms": st["encoder"]["median"],
+        "decoder_ms": st["decoder"]["median"],
+        "total_ms": st["encoder"]["median"] + st["decoder"]["median"],
+        "cmd": " ".join(cmd),
+    }
+
+
+# ------------------------------------------------------------------------------------------ metrics
+
+
+def split_scores(ev: dict[str, Any] | None, manifest: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    if ev is None:
+        return None
+    m = dict(ev["metrics"])
+    by_kind: dict[str, list[bool]] = {}
+    for cid, cap in ev["predictions"].items():
+        row = manifest.get(cid)
+        if row and row.get("sources"):
+            by_kind.setdefault(row["kind"], []).append(names_all_sources(cap, row["sources"]))
+    m["source_by_kind"] = {k: (sum(v) / len(v), len(v)) for k, v in sorted(by_kind.items())}
+    pair = [ok for k in ("overlap", "sequence") for ok in by_kind.get(k, [])]
+    m["pair_source_accuracy"] = (sum(pair) / len(pair), len(pair)) if pair else None
+    return m
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f} %"
+
+
+def _human(n: float | None) -> str:
+    if n is None:
+        return "—"
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def collect(runs: Path, earshot: Path, input_wav: Path | None, windows: int) -> list[dict[str, Any]]:
+    from earshot_train import trainer
+    from earshot_train.config import load_config
+
+    names = [(TEACHER, "teacher (mn04 + large decoder)", "100")]
+    names += [(f"kd-student-{r}-{f}", label, f) for f in FRACTIONS for r, label in ROWS]
+    out = []
+    manifest: dict[str, dict[str, Any]] | None = None
+    for exp, label, frac in names:
+        rdir = runs / exp
+        rec: dict[str, Any] = {"exp": exp, "label": label, "fraction": frac, "ran": False}
+        cfg_path = (
+            REPO_ROOT
+            / "train"
+            / "configs"
+            / "kd"
+            / ("teacher.toml" if exp == TEACHER else exp.removeprefix("kd-") + ".toml")
+        )
+        single = _load_json(rdir / "eval_test_single.json")
+        mix = _load_json(rdir / "eval_test_mix.json")
+        if single is None and mix is None:
+            out.append(rec)
+            continue
+        cfg = load_config(cfg_path, [f"experiment.runs_dir={runs}"])
+        if manifest is None:
+            _, rows = trainer.corpus_info(cfg)
+            manifest = {r["id"]: r for r in rows}
+        rec["ran"] = True
+        rec["single"] = split_scores(single, manifest)
+        rec["mix"] = split_scores(mix, manifest)
+        rec["epochs"] = cfg["optim"]["epochs"]
+        rec["loss"] = {k: cfg["loss"][k] for k in ("ce", "seq_kd", "enc_mse", "enc_infonce")}
+        rec["size"] = model_size(cfg)
+        rec["time"] = bench(earshot, rdir / "bundle", input_wav, windows)
+        out.append(rec)
+    return out
+
+
+def render(recs: list[dict[str, Any]], cmdline: str) -> str:
+    teacher = next((r for r in recs if r["exp"] == TEACHER and r["ran"]), None)
+    t_time = teacher["time"]["total_ms"] if teacher and teacher.get("time") else None
+    lines = [
+        "# KD study results (generated)",
+        "",
+        "Generated by `python -m earshot_train.results` from the logged evaluations of the runs in",
+        "`train/configs/kd/` — do not edit by hand. Reproduce with `train/scripts/kd_study.sh`",
+        f"(this file: `{cmdline}`).",
+        "",
+        "Held-out data: **single** = every ESC-10 fold-4 clip (one event in 10 s); **mix** = mixtures built",
+        "only from held-out clips (event over an unseen ambience bed, two events at once, one event then",
+        "another). Source accuracy = share of clips whose caption names every source (synonym table);",
+        "*pairs* = two-event mixtures only (overlap + sequence). SPICE, SPIDEr and FENSE need downloads",
+        "(Stanford CoreNLP, a BERT model) and are unavailable offline: not reported.",
+        "",
+    ]
+    for split, title in (("single", "held-out single clips"), ("mix", "held-out mixtures")):
+        lines += [f"## Caption quality — {title}", ""]
+        head = "| model | labels | " + " | ".join(h for _, h in METRICS) + " | source acc. |"
+        if split == "mix":
+            head += " pairs |"
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for r in recs:
+            if not r["ran"]:
+                lines.append(f"| {r['label']} | {r['fraction']} % | not run |" + " |" * (head.count("|") - 4))
+                continue
+            s = r.get(split)
+            if s is None:
+                lines.append(
+                    f"| {r['label']} | {r['fraction']} % | not evaluated |" + " |" * (head.count("|") - 4)
+                )
+                continue
+            cells = [_fmt(s.get(k)) for k, _ in METRICS] + [_pct(s.get("source_accuracy"))]
+            if split == "mix":
+                p = s.get("pair_source_accuracy")
+                cells.append(_pct(p[0]) if p else "—")
+            lines.append(f"| {r['label']} | {r['fraction']} % | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "## Size and speed",
+        "",
+        "MACs: encoder per 10 s window; decoder per generated token (12-token prefix), counted with forward",
+        "hooks. Time: `earshot bench` (tract, 1 thread, beam 3), median encoder time + median decoding time",
+        "per 10 s clip, all rows in one run on the same machine.",
+        "",
+        "| model | labels | params | encoder MACs / 10 s | decoder MACs / token | encoder ms | decoding ms"
+        " | total ms | speed-up vs teacher |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in recs:
+        if not r["ran"]:
+            continue
+        z, t = r["size"], r.get("time")
+        sp = f"{t_time / t['total_ms']:.1f}×" if t and t_time else "—"
+        lines.append(
+            f"| {r['label']} | {r['fraction']} % | {_human(z['params'])} | {_human(z['enc_macs'])} | "
+            f"{_human(z['dec_macs_per_token'])} | {_fmt(t and t['encoder_ms'], 1)} | "
+            f"{_fmt(t and t['decoder_ms'], 1)} | "
+            f"{_fmt(t and t['total_ms'], 1)} | {sp} |"
+        )
+    bench_cmd = next((r["time"]["cmd"] for r in recs if r["ran"] and r.get("time")), None)
+    if bench_cmd:
+        lines += ["", f"Timing command (per bundle): `{bench_cmd}`"]
+    lines += ["", "## Findings (computed from the tables above)", ""]
+    lines += findings(recs, teacher)
+    return "\n".join(lines) + "\n"
+
+
+def _get(recs: list[dict[str, Any]], row: str, frac: str) -> dict[str, Any] | None:
+    r = next((x for x in recs if x["exp"] == f"kd-student-{row}-{frac}"), None)
+    return r if r and r["ran"] and r.get("single") and r.get("mix") else None
+
+
+def _cider(r: dict[str, Any]) -> float:
+    return (r["single"]["cider_d"] + r["mix"]["cider_d"]) / 2
+
+
+def findings(recs: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list[str]:
+    out = []
+    for frac in FRACTIONS:
+        base, seq = _get(recs, "nokd", frac), _get(recs, "seqkd", frac)
+        mse, nce = _get(recs, "mse", frac), _get(recs, "infonce", frac)
+        if base and seq:
+            d = _cider(seq) - _cider(base)
+            out.append(
+                f"- {frac} % labels: sequence-level KD {'raises' if d > 0 else 'does not raise'} "
+                "mean CIDEr-D "
+                f"(single+mix)/2 from {_cider(base):.3f} to {_cider(seq):.3f} ({d:+.3f})."
+            )
+        for name, r in (("MSE", mse), ("contrastive", nce)):
+            if seq and r:
+                d = _cider(r) - _cider(seq)
+                out.append(
+                    f"- {frac} % labels: adding {name} encoder KD on top of seq-KD changes mean CIDEr-D by "
+                    f"{d:+.3f} ({_cider(seq):.3f} → {_cider(r):.3f}) — encoder-level KD "
+                    f"{'helps' if d > 0 else 'does not help'} here."
+                )
+        if mse and nce:
+            better = "contrastive" if _cider(nce) > _cider(mse) else "MSE"
+            out.append(
+                f"- {frac} % labels: {better} encoder KD is ahead (contrastive {_cider(nce):.3f} vs MSE "
+                f"{_cider(mse):.3f} mean CIDEr-D)."
+            )
+    for name in ("mse", "infonce"):
+        full, quarter = _get(recs, name, "100"), _get(recs, name, "25")
+        if full and quarter:
+            out.append(
+                f"- {name}: going from 100 % to 25 % of the labels keeps "
+                f"{100 * _cider(quarter) / max(_cider(full), 1e-9):.1f} % "
+                "of its mean CIDEr-D (the paper's claim: contrastive degrades less than MSE)."
+            )
+    if not out:
+        out.append("- Not enough completed rows to compare.")
+    out += ["", "## Targets for the shipped student", ""]
+    ship = _get(recs, "infonce", "100")
+    if ship is None:
+        out.append("- The shipped row (seq-KD + contrastive, 100 %) has not been evaluated yet.")
+        return out
+    s_acc = ship["single"]["source_accuracy"]
+    p = ship["mix"]["pair_source_accuracy"]
+    checks = [
+        ("source accuracy, held-out single clips", s_acc, TARGETS["single_src"]),
+        ("source accuracy, held-out two-event mixtures", p[0] if p else None, TARGETS["pair_src"]),
+    ]
+    if teacher and teacher.get("single") and teacher.get("mix"):
+        checks.append(
+            (
+                "CIDEr-D share of the teacher's",
+                _cider(ship) / max(_cider(teacher), 1e-9),
+                TARGETS["cider_share"],
+            )
+        )
+    if teacher and teacher.get("time") and ship.get("time"):
+        checks.append(
+            (
+                "speed-up vs the teacher (tract, per 10 s clip)",
+                teacher["time"]["total_ms"] / ship["time"]["total_ms"],
+                TARGETS["speedup"],
+            )
+        )
+    for what, v, target in checks:
+        if v is None:
+            out.append(f"- {what}: not measured.")
+            continue
+        ok = v >= target
+        fmt = (lambda x: f"{x:.1f}×") if target > 1 else (lambda x: f"{100 * x:.1f} %")
+        out.append(
+            f"- {what}: {fmt(v)} (target {fmt(target)}) — "
+            + (
+                "met."
+                if ok
+                else f"**missed** by {fmt(target - v) if target > 1 else f'{100 * (target - v):.1f} points'}."
+            )
+        )
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="earshot-train results", description=__doc__.split("\n")[0])
+    p.add_argument("--runs", default=str(REPO_ROOT / "train" / "runs"))
+    p.add_argument("--out", default=str(REPO_ROOT / "train" / "RESULTS.md"))
+    p.add_argument("--earshot", default=str(REPO_ROOT / "target" / "release" / "earshot"))
+    p.add_argument("--input", default=None, help="10 s clip to time on (default: synthetic audio)")
+    p.add_argument("--windows", type=int, default=10)
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    recs = collect(Path(a.runs), Path(a.earshot), Path(a.input) if a.input else None, a.windows)
+    cmdline = "python -m earshot_train.results " + " ".join(argv if argv is not None else sys.argv[1:])
+    Path(a.out).write_text(render(recs, cmdline.strip()))
+    (Path(a.out).with_suffix(".json")).write_text(json.dumps(recs, indent=1, default=str) + "\n")
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

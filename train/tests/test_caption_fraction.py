@@ -1,0 +1,44 @@
+"""data.caption_fraction: the 25 %-of-labels experiments keep captions on a fixed subset of train clips."""
+
+import pytest
+
+from earshot_train.trainer import limit_captions
+
+
+def _rows(n: int) -> list[dict]:
+    rows = [{"id": f"train-{i:05d}", "split": "train", "captions": ["a dog barks"]} for i in range(n)]
+    rows.append({"id": "val-0", "split": "val", "captions": ["rain falls"]})
+    rows.append({"id": "test-0", "split": "test_single", "captions": ["a rooster crows"]})
+    return rows
+
+
+def test_full_fraction_is_identity():
+    rows = _rows(10)
+    assert limit_captions(rows, 1.0) == rows
+
+
+def test_quarter_keeps_about_a_quarter_and_moves_the_rest_to_audio_only():
+    out = limit_captions(_rows(4000), 0.25)
+    kept = [r for r in out if r["split"] == "train"]
+    moved = [r for r in out if r["split"] == "audio_only"]
+    assert 0.22 < len(kept) / 4000 < 0.28
+    assert len(kept) + len(moved) == 4000
+    assert all(r["captions"] == [] for r in moved)
+    assert all(r["captions"] == ["a dog barks"] for r in kept)
+    # held-out splits are never touched
+    assert [r for r in out if r["split"] in ("val", "test_single")] == _rows(0)
+
+
+def test_subset_is_a_function_of_the_ids_only():
+    a = {r["id"] for r in limit_captions(_rows(500), 0.25) if r["split"] == "train"}
+    b = {r["id"] for r in limit_captions(list(reversed(_rows(500))), 0.25) if r["split"] == "train"}
+    assert a == b
+    # a smaller fraction picks a subset of a larger one
+    c = {r["id"] for r in limit_captions(_rows(500), 0.1) if r["split"] == "train"}
+    assert c <= a
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, 1.5])
+def test_bad_fraction_is_an_error(bad):
+    with pytest.raises(ValueError, match="caption_fraction"):
+        limit_captions(_rows(3), bad)
