@@ -141,7 +141,10 @@ def main(argv=None) -> int:
     config, state, _ = cw.load_checkpoint(args.checkpoint)
     cap = cw.build_captioner(config, state)
     n_params = sum(p.numel() for p in cap.parameters())
-    n_params_ckpt = sum(v.numel() for k, v in state.items() if v.is_floating_point() and "running" not in k)
+    # Trainable parameters of the checkpoint: no BatchNorm statistics, front-end/position buffers, and the
+    # classifier counted once (tied to the word embedding). Includes the distillation heads.
+    skip = ("running_", "num_batches", "melspec_extractor", "pos_encoder.pe", "decoder.classifier.weight")
+    n_params_ckpt = sum(v.numel() for k, v in state.items() if not any(x in k for x in skip))
 
     for threads in (1, all_threads):
         torch.set_num_threads(threads)
