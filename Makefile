@@ -1,7 +1,8 @@
 # earshot — the two commands of the README:
 #   make demo   build and caption the sample clip with the default model
 #   make test   run every test (Python and Rust), installing what is missing
-.PHONY: demo test build
+#   make bench  criterion benches of every stage + `earshot bench` on the test bundle
+.PHONY: demo test build bench
 
 SAMPLE ?= samples/woman-speaks.wav
 DEFAULT_MODEL := models/default
@@ -21,3 +22,8 @@ build:
 
 test:
 	bash scripts/test-all.sh
+
+bench:
+	cargo bench --bench pipeline
+	cargo build --release
+	./target/release/earshot bench --model $(TEST_MODEL) --windows 20

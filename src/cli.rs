@@ -48,6 +48,11 @@ pub enum Command {
     /// finish the current window, flush the outputs and exit 0.
     #[command(after_help = AFTER_HELP)]
     Listen(Box<crate::commands::listen::ListenArgs>),
+    /// Measure speed and memory: load the model, warm up, caption N windows of synthetic audio
+    /// (or --input FILE), report per-stage medians, the real-time factor, the model load time
+    /// and the peak RSS, as text or --json.
+    #[command(after_help = AFTER_HELP)]
+    Bench(crate::commands::bench::BenchArgs),
     /// List audio input devices and the names to pass to `earshot listen --device`.
     Devices,
 }

@@ -1,9 +1,11 @@
 //! Implementations of the CLI commands. Each returns the process exit status; errors that end
 //! the whole command (no model) are returned as `Err` and mapped by `main`.
 
+pub mod bench;
 pub mod devices;
 pub mod listen;
 
+pub use bench::bench;
 pub use devices::devices;
 pub use listen::listen;
 

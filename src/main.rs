@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Caption(args) => commands::caption(args),
         Command::Info(args) => commands::info(args),
         Command::Listen(args) => commands::listen(args),
+        Command::Bench(args) => commands::bench(args),
         Command::Devices => commands::devices(),
     };
     match result {

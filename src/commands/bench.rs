@@ -148,7 +148,12 @@ pub fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
     let line = status
         .lines()
         .find(|l| l.split(':').next() == Some(field))?;
-    line.split(':').nth(1)?.split_whitespace().next()?.parse().ok()
+    line.split(':')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Deterministic test signal at `rate`: two tones, a slow chirp and seeded noise, peak < 0.8.
@@ -176,7 +181,7 @@ pub fn synthetic(rate: u32, len: usize, offset: u64) -> Vec<f32> {
 enum Feed {
     /// Synthetic audio at [`SYNTH_RATE`], resampled per window as a live stream would be.
     Synthetic {
-        resampler: Resampler,
+        resampler: Box<Resampler>,
         offset: u64,
         pending: Vec<f32>,
     },
@@ -234,7 +239,7 @@ impl Feed {
 fn open_feed(input: Option<&PathBuf>, rate: u32, window: usize) -> Result<(Feed, String)> {
     let Some(path) = input else {
         let feed = Feed::Synthetic {
-            resampler: Resampler::new(SYNTH_RATE, rate)?,
+            resampler: Box::new(Resampler::new(SYNTH_RATE, rate)?),
             offset: 0,
             pending: Vec::with_capacity(2 * window),
         };
