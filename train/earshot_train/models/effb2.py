@@ -100,8 +100,10 @@ class SameConv2d(nn.Conv2d):
             ph = same_pad(int(x.shape[-2]), k, s)
             pw = same_pad(int(x.shape[-1]), k, s)
             pad = (pw[0], pw[1], ph[0], ph[1])
-        if any(pad):
-            x = F.pad(x, pad)
+        left, right, top, bottom = pad
+        if left == right and top == bottom:  # symmetric: the conv's own zero padding (no Pad op in ONNX)
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+        x = F.pad(x, pad)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
