@@ -267,11 +267,15 @@ pub fn listen(args: &ListenArgs) -> Result<u8, Fatal> {
     };
     let mut source = open_source(&settings).map_err(input_failed)?;
     let sinks = sinks(&settings).map_err(input_failed)?;
-    log::info!(
-        "listening on {} ({} Hz, {} ch): {window_s:.1} s windows every {hop_s:.1} s",
+    let n_sinks = sinks.len();
+    // One start-up line on stderr (the journal under systemd): what is being listened to.
+    eprintln!(
+        "earshot: listening on {} ({} Hz, {} ch): {window_s:.1} s windows every {hop_s:.1} s, \
+         {} output(s); SIGINT/SIGTERM stops",
         source.name(),
         source.format().sample_rate,
-        source.format().channels
+        source.format().channels,
+        n_sinks
     );
     match live::run(source.as_mut(), params, Box::new(captioner), sinks, &stop) {
         Ok(t) => {
