@@ -33,7 +33,10 @@ fn bad_config_key_is_named_with_exit_2() {
         ("[mqtt]\nhost = \"h\"\nqos = 7\n", "mqtt.qos"),
         ("[mqtt]\nhots = \"h\"\n", "hots"),
         ("[captions]\ngate_dbfs = \"loud\"\n", "gate_dbfs"),
-        ("[source]\nkind = \"stdin\"\n", "source.stdin_rate"),
+        (
+            "[source]\nkind = \"stdin\"\nstdin_rate = 100\n",
+            "source.stdin_rate",
+        ),
     ];
     for (i, (toml, key)) in cases.iter().enumerate() {
         let p = dir.path().join(format!("c{i}.toml"));
@@ -313,6 +316,71 @@ fn every_sink_at_once_from_the_command_line() {
         .expect("summary published");
     let v: serde_json::Value = serde_json::from_slice(&summary.1).unwrap();
     assert_eq!(v["event"], "summary");
+}
+
+/// (start, end, caption) of the caption lines of a JSON-lines output.
+fn caption_list(jsonl: &str) -> Vec<(f64, f64, String)> {
+    jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e.get("event").is_none_or(|k| k == "caption"))
+        .map(|e| {
+            (
+                e["start"].as_f64().unwrap(),
+                e["end"].as_f64().unwrap(),
+                e["caption"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn listen_on_a_file_matches_caption_and_stdin() {
+    let Some(bundle) = common::tiny_bundle() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("long.wav");
+    // 23 s at 44.1 kHz stereo: 10 s windows every 5 s, a padded tail, resampling, downmix.
+    let mono = common::signal(44_100, 23.0);
+    let stereo: Vec<f32> = mono.iter().flat_map(|&s| [s, s]).collect();
+    common::write_wav(&wav, 44_100, 2, common::WavKind::Pcm16, &stereo);
+    let (b, w) = (bundle.to_str().unwrap(), wav.to_str().unwrap());
+    let (code, caption_out, err) = run(&["caption", "--model", b, w, "--format", "jsonl"]);
+    assert_eq!(code, 0, "{err}");
+    let expected = caption_list(&caption_out);
+    assert_eq!(expected.len(), 4, "{caption_out}");
+    let common_args = [
+        "--model",
+        b,
+        "--gate-dbfs",
+        "-inf",
+        "--holdoff",
+        "0",
+        "--format",
+        "jsonl",
+    ];
+    let mut args = vec!["listen", "--file", w, "--fast"];
+    args.extend(common_args);
+    let (code, listen_out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(caption_list(&listen_out), expected);
+    // The same file as a WAV stream on stdin (its header gives the format). Stdin is a live
+    // source (a slow model costs windows), so let every window wait here.
+    let cfg = dir.path().join("queue.toml");
+    std::fs::write(&cfg, "[captions]\nqueue_windows = 8\n").unwrap();
+    let mut args = vec!["listen", "--stdin", "--config", cfg.to_str().unwrap()];
+    args.extend(common_args);
+    let out = earshot()
+        .args(&args)
+        .stdin(std::fs::File::open(&wav).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        caption_list(&String::from_utf8_lossy(&out.stdout)),
+        expected
+    );
 }
 
 #[test]

@@ -126,7 +126,8 @@ fn stdin_stereo_is_downmixed() {
     for (sign, expect_captions) in [(-1.0f32, 0u64), (1.0, 1)] {
         let inter: Vec<f32> = left.iter().flat_map(|&s| [s, sign * s]).collect();
         let reader = std::io::Cursor::new(s16(&inter));
-        let mut source = StdinSource::from_reader(Box::new(reader), PcmFormat::S16Le, RATE, 2);
+        let mut source =
+            StdinSource::from_reader(Box::new(reader), PcmFormat::S16Le, Some(RATE), 2).unwrap();
         let mem = MemorySink::default();
         let mut p = params(2.0, 1.0);
         p.queue_windows = 8; // nothing may be dropped here

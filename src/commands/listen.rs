@@ -38,16 +38,17 @@ pub struct ListenArgs {
     /// Capture device: case-insensitive part of a name from `earshot devices` [source.device]
     #[arg(short, long, value_name = "NAME", conflicts_with_all = ["stdin", "file"])]
     pub device: Option<String>,
-    /// Read raw PCM from standard input (needs --rate) [source.kind = "stdin"]
+    /// Read PCM from standard input: a WAV stream (arecord's default), or raw samples with
+    /// --rate [source.kind = "stdin"]
     #[arg(long, conflicts_with = "file")]
     pub stdin: bool,
-    /// Sample rate of the stdin PCM in Hz [source.stdin_rate]
+    /// Sample rate of raw stdin PCM in Hz [source.stdin_rate]
     #[arg(long, value_name = "HZ")]
     pub rate: Option<i64>,
     /// Channels of the stdin PCM [source.stdin_channels]
     #[arg(long, value_name = "N")]
     pub channels: Option<i64>,
-    /// Sample format of the stdin PCM: s16le or f32le [source.stdin_format]
+    /// Sample format of raw stdin PCM: s16le, s32le or f32le [source.stdin_format]
     #[arg(long, value_name = "FMT")]
     pub sample_format: Option<String>,
     /// Play an audio file as the source, in real time [source.kind = "file", source.file]
@@ -218,7 +219,7 @@ fn open_source(s: &Settings) -> Result<Box<dyn Source>> {
             format,
             rate,
             channels,
-        } => Box::new(StdinSource::new(*format, *rate, *channels)),
+        } => Box::new(StdinSource::open(*format, *rate, *channels)?),
         #[cfg(feature = "mic")]
         SourceSettings::Mic { device } => Box::new(crate::source::mic::MicSource::open(
             device.as_deref(),

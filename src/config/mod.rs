@@ -16,10 +16,11 @@ use std::path::PathBuf;
 pub enum SourceSettings {
     /// A capture device: `device` is a case-insensitive substring of its name; `None` = default.
     Mic { device: Option<String> },
-    /// Raw PCM on standard input.
+    /// PCM on standard input: a WAV stream (`arecord` without `-t raw`), whose header gives the
+    /// format, or raw samples described by `format`, `rate` (required then) and `channels`.
     Stdin {
         format: PcmFormat,
-        rate: u32,
+        rate: Option<u32>,
         channels: u16,
     },
     /// An audio file, played at `speed` × real time (`None` = as fast as possible, lossless).
@@ -29,6 +30,7 @@ pub enum SourceSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PcmFormat {
     S16Le,
+    S32Le,
     F32Le,
 }
 
@@ -36,7 +38,7 @@ impl PcmFormat {
     pub fn bytes_per_sample(self) -> usize {
         match self {
             PcmFormat::S16Le => 2,
-            PcmFormat::F32Le => 4,
+            PcmFormat::S32Le | PcmFormat::F32Le => 4,
         }
     }
 }

@@ -86,21 +86,18 @@ pub fn validate(raw: RawConfig) -> Result<Settings> {
                 .as_deref()
             {
                 None | Some("s16le") | Some("s16_le") => PcmFormat::S16Le,
+                Some("s32le") | Some("s32_le") => PcmFormat::S32Le,
                 Some("f32le") | Some("float_le") | Some("f32_le") => PcmFormat::F32Le,
                 Some(other) => {
                     return Err(bad(
                         "source.stdin_format",
-                        format!("must be \"s16le\" or \"f32le\" (got \"{other}\")"),
+                        format!("must be \"s16le\", \"s32le\" or \"f32le\" (got \"{other}\")"),
                     ))
                 }
             };
+            // Optional: a WAV header on stdin gives it; raw PCM without it is refused at start.
             let rate =
-                ranged_int("source.stdin_rate", s.stdin_rate, 1000, 768_000)?.ok_or_else(|| {
-                    bad(
-                        "source.stdin_rate",
-                        "is required for raw PCM on stdin (e.g. --rate 48000)",
-                    )
-                })? as u32;
+                ranged_int("source.stdin_rate", s.stdin_rate, 1000, 768_000)?.map(|r| r as u32);
             let channels =
                 ranged_int("source.stdin_channels", s.stdin_channels, 1, 64)?.unwrap_or(1) as u16;
             SourceSettings::Stdin {
@@ -397,7 +394,10 @@ mod tests {
             ("[captions]\nsimilarity = 1.5", "captions.similarity"),
             ("[captions]\nqueue_windows = 0", "captions.queue_windows"),
             ("[source]\nkind = \"radio\"", "source.kind"),
-            ("[source]\nkind = \"stdin\"", "source.stdin_rate"),
+            (
+                "[source]\nkind = \"stdin\"\nstdin_rate = 100",
+                "source.stdin_rate",
+            ),
             (
                 "[source]\nkind = \"stdin\"\nstdin_rate = 16000\nstdin_format = \"u8\"",
                 "source.stdin_format",
@@ -440,7 +440,7 @@ mod tests {
             s.source,
             SourceSettings::Stdin {
                 format: PcmFormat::F32Le,
-                rate: 48000,
+                rate: Some(48000),
                 channels: 2
             }
         );

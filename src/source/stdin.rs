@@ -1,11 +1,14 @@
-//! Raw PCM on standard input (`arecord -f S16_LE -r 48000 -c 1 | earshot listen --stdin --rate
-//! 48000`): interleaved little-endian s16 or f32 frames. The reader waits for room in the ring
-//! (the pipe then holds the writer back); a slow model costs whole windows, not samples.
+//! PCM on standard input. `arecord -f S16_LE -r 48000 | earshot listen --stdin` works as is:
+//! arecord writes a WAV header to a pipe, and the header gives the rate, channels and sample
+//! format. Raw PCM (`arecord -t raw`, `sox ... -t raw -`) has no header and needs `--rate`
+//! (and `--channels`, `--sample-format` unless mono s16le). Samples are interleaved
+//! little-endian s16, s32 or f32. The reader waits for room in the ring (the pipe then holds the
+//! writer back); a slow model costs whole windows, not samples.
 
 use super::{wait_until, Policy, Source, SourceFormat, SourceState, ThreadState};
 use crate::config::PcmFormat;
 use crate::ring::Ring;
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use std::io::Read;
 
 /// Frames converted per block.
@@ -20,19 +23,148 @@ pub struct StdinSource {
     thread: ThreadState,
 }
 
+/// "Unknown length" values streaming writers (arecord to a pipe) put in the data chunk size.
+const STREAMING_SIZE: u32 = 0x7FFF_0000;
+/// Give up looking for the `data` chunk after this many header bytes.
+const MAX_HEADER: u64 = 1 << 20;
+
+/// Format found in a WAV header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WavInfo {
+    pub pcm: PcmFormat,
+    pub rate: u32,
+    pub channels: u16,
+    /// Bytes of audio announced (`None`: streaming, read to the end).
+    pub data_len: Option<u64>,
+}
+
+fn u16le(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32le(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Reads the chunks after `RIFF....WAVE` up to the start of the audio data.
+pub fn read_wav_header(r: &mut dyn Read) -> Result<WavInfo> {
+    let mut fmt: Option<(PcmFormat, u32, u16)> = None;
+    let mut seen: u64 = 12;
+    loop {
+        let mut h = [0u8; 8];
+        r.read_exact(&mut h)
+            .context("stdin ended inside the WAV header")?;
+        let size = u32le(&h, 4);
+        seen += 8;
+        match &h[..4] {
+            b"fmt " => {
+                ensure!(
+                    (16..=1024).contains(&size),
+                    "bad WAV fmt chunk ({size} bytes)"
+                );
+                let mut b = vec![0u8; size as usize + (size as usize & 1)];
+                r.read_exact(&mut b)
+                    .context("stdin ended inside the WAV header")?;
+                let mut tag = u16le(&b, 0);
+                let channels = u16le(&b, 2);
+                let rate = u32le(&b, 4);
+                let bits = u16le(&b, 14);
+                if tag == 0xFFFE && size >= 26 {
+                    tag = u16le(&b, 24); // WAVE_FORMAT_EXTENSIBLE: the sub-format
+                }
+                let pcm = match (tag, bits) {
+                    (1, 16) => PcmFormat::S16Le,
+                    (1, 32) => PcmFormat::S32Le,
+                    (3, 32) => PcmFormat::F32Le,
+                    _ => bail!(
+                        "unsupported WAV sample format on stdin (format tag {tag}, {bits} bits): \
+                         record with -f S16_LE, S32_LE or FLOAT_LE"
+                    ),
+                };
+                ensure!(
+                    (1..=64).contains(&channels) && (1000..=768_000).contains(&rate),
+                    "implausible WAV header on stdin ({channels} channels, {rate} Hz)"
+                );
+                fmt = Some((pcm, rate, channels));
+                seen += u64::from(size);
+            }
+            b"data" => {
+                let (pcm, rate, channels) =
+                    fmt.context("the WAV header on stdin has no fmt chunk before the data")?;
+                let data_len = (size != 0 && size < STREAMING_SIZE).then_some(u64::from(size));
+                return Ok(WavInfo {
+                    pcm,
+                    rate,
+                    channels,
+                    data_len,
+                });
+            }
+            _ => {
+                let skip = u64::from(size) + u64::from(size & 1);
+                let got = std::io::copy(&mut r.take(skip), &mut std::io::sink())?;
+                ensure!(got == skip, "stdin ended inside the WAV header");
+                seen += skip;
+            }
+        }
+        ensure!(
+            seen <= MAX_HEADER,
+            "no audio data found in the WAV header on stdin"
+        );
+    }
+}
+
 impl StdinSource {
-    pub fn new(pcm: PcmFormat, rate: u32, channels: u16) -> StdinSource {
+    /// Standard input; see [`StdinSource::from_reader`].
+    pub fn open(pcm: PcmFormat, rate: Option<u32>, channels: u16) -> Result<StdinSource> {
         StdinSource::from_reader(Box::new(std::io::stdin()), pcm, rate, channels)
     }
 
-    /// Any byte stream (tests use an in-memory reader).
+    /// Any byte stream (tests use an in-memory reader). Blocks until the first 12 bytes arrived
+    /// to tell a WAV stream (its header wins over `pcm`/`rate`/`channels`) from raw PCM (then
+    /// `rate` is required).
     pub fn from_reader(
-        reader: Box<dyn Read + Send>,
+        mut reader: Box<dyn Read + Send>,
         pcm: PcmFormat,
-        rate: u32,
+        rate: Option<u32>,
         channels: u16,
-    ) -> StdinSource {
-        StdinSource {
+    ) -> Result<StdinSource> {
+        let mut head = [0u8; 12];
+        let mut n = 0;
+        while n < head.len() {
+            match reader.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("reading stdin"),
+            }
+        }
+        let (pcm, rate, channels, reader): (_, _, _, Box<dyn Read + Send>) = if n == 12
+            && &head[..4] == b"RIFF"
+            && &head[8..] == b"WAVE"
+        {
+            let info = read_wav_header(&mut reader)?;
+            if rate.is_some_and(|r| r != info.rate) {
+                log::warn!(
+                    "stdin is a WAV stream at {} Hz; --rate/source.stdin_rate ignored",
+                    info.rate
+                );
+            }
+            let reader: Box<dyn Read + Send> = match info.data_len {
+                Some(len) => Box::new(reader.take(len)),
+                None => reader,
+            };
+            (info.pcm, info.rate, info.channels, reader)
+        } else {
+            let rate = rate.ok_or_else(|| {
+                    anyhow!(
+                        "stdin carries raw PCM (no WAV header): give its sample rate with --rate \
+                         (source.stdin_rate), and --channels/--sample-format unless it is mono s16le"
+                    )
+                })?;
+            let head = std::io::Cursor::new(head[..n].to_vec());
+            (pcm, rate, channels, Box::new(head.chain(reader)))
+        };
+        Ok(StdinSource {
             pcm,
             format: SourceFormat {
                 sample_rate: rate,
@@ -40,7 +172,12 @@ impl StdinSource {
             },
             reader: Some(reader),
             thread: ThreadState::new(),
-        }
+        })
+    }
+
+    /// Sample format of the stream (from the WAV header when there is one).
+    pub fn pcm(&self) -> PcmFormat {
+        self.pcm
     }
 }
 
@@ -51,6 +188,12 @@ pub fn convert(pcm: PcmFormat, bytes: &[u8], out: &mut [f32]) -> usize {
         PcmFormat::S16Le => {
             for (o, b) in out[..n].iter_mut().zip(bytes.chunks_exact(2)) {
                 *o = f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0;
+            }
+        }
+        PcmFormat::S32Le => {
+            for (o, b) in out[..n].iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = (f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])) / 2_147_483_648.0)
+                    as f32;
             }
         }
         PcmFormat::F32Le => {
@@ -133,6 +276,79 @@ impl Source for StdinSource {
 mod tests {
     use super::*;
 
+    fn wav_header(tag: u16, bits: u16, channels: u16, rate: u32, data_len: u32) -> Vec<u8> {
+        let mut h = Vec::new();
+        h.extend_from_slice(b"RIFF");
+        h.extend_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
+        h.extend_from_slice(b"WAVE");
+        h.extend_from_slice(b"LIST");
+        h.extend_from_slice(&3u32.to_le_bytes());
+        h.extend_from_slice(&[1, 2, 3, 0]); // odd size + pad byte
+        h.extend_from_slice(b"fmt ");
+        h.extend_from_slice(&16u32.to_le_bytes());
+        h.extend_from_slice(&tag.to_le_bytes());
+        h.extend_from_slice(&channels.to_le_bytes());
+        h.extend_from_slice(&rate.to_le_bytes());
+        let block = channels * bits / 8;
+        h.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
+        h.extend_from_slice(&block.to_le_bytes());
+        h.extend_from_slice(&bits.to_le_bytes());
+        h.extend_from_slice(b"data");
+        h.extend_from_slice(&data_len.to_le_bytes());
+        h
+    }
+
+    fn reader(bytes: Vec<u8>) -> Box<dyn Read + Send> {
+        Box::new(std::io::Cursor::new(bytes))
+    }
+
+    #[test]
+    fn wav_stream_header_gives_the_format() {
+        // arecord -f S16_LE -r 48000 -c 2 to a pipe: "unknown" data length.
+        let mut b = wav_header(1, 16, 2, 48_000, 0x7FFF_FFFF);
+        b.extend_from_slice(&[0u8; 8]);
+        let s = StdinSource::from_reader(reader(b), PcmFormat::F32Le, None, 1).unwrap();
+        assert_eq!(
+            s.format(),
+            SourceFormat {
+                sample_rate: 48_000,
+                channels: 2
+            }
+        );
+        assert_eq!(s.pcm(), PcmFormat::S16Le);
+        let b = wav_header(3, 32, 1, 16_000, 0);
+        let s = StdinSource::from_reader(reader(b), PcmFormat::S16Le, Some(8000), 1).unwrap();
+        assert_eq!(
+            (s.pcm(), s.format().sample_rate),
+            (PcmFormat::F32Le, 16_000)
+        );
+        let b = wav_header(1, 24, 1, 16_000, 0);
+        let err = StdinSource::from_reader(reader(b), PcmFormat::S16Le, None, 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("S32_LE"), "{err}");
+        let mut b = wav_header(1, 16, 1, 16_000, 0);
+        b.truncate(30);
+        assert!(StdinSource::from_reader(reader(b), PcmFormat::S16Le, None, 1).is_err());
+    }
+
+    #[test]
+    fn raw_pcm_needs_a_rate_and_keeps_its_first_bytes() {
+        let raw: Vec<u8> = (0..64u8).collect();
+        let err = StdinSource::from_reader(reader(raw.clone()), PcmFormat::S16Le, None, 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--rate"), "{err}");
+        let mut s =
+            StdinSource::from_reader(reader(raw.clone()), PcmFormat::S16Le, Some(16_000), 1)
+                .unwrap();
+        let mut all = Vec::new();
+        s.reader.take().unwrap().read_to_end(&mut all).unwrap();
+        assert_eq!(all, raw, "the peeked bytes are audio too");
+    }
+
     #[test]
     fn converts_formats() {
         let mut out = [0f32; 4];
@@ -148,5 +364,11 @@ mod tests {
             .collect();
         assert_eq!(convert(PcmFormat::F32Le, &f32s, &mut out), 3);
         assert_eq!(&out[..3], &[0.25, 0.0, 1.0]);
+        let s32: Vec<u8> = [i32::MIN, 1 << 30]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(convert(PcmFormat::S32Le, &s32, &mut out), 2);
+        assert_eq!(&out[..2], &[-1.0, 0.5]);
     }
 }
