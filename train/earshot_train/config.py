@@ -9,7 +9,8 @@ Sections (all optional except where a command needs them; see ``train/configs/*.
   splits (train/val), feature_cache
 - ``[teacher]`` weights (``shared`` = pretrained mn04 from the shared folder, ``random`` = seeded random
   init, for tests without shared data)
-- ``[model]`` encoder (cnn | effb2 | teacher_frames), ``[model.cnn]``, ``[model.effb2]``, ``[model.decoder]``
+- ``[model]`` encoder (cnn | tcn | effb2 | teacher_frames), ``[model.cnn]``,
+  ``[model.tcn]``, ``[model.effb2]``, ``[model.decoder]``
 - ``[loss]`` ce, seq_kd, enc_mse, enc_infonce (weights), label_smoothing, seq_kd_label_smoothing,
   proj_dim, temperature, max_temperature_scale
 - ``[optim]`` lr, weight_decay, batch_size, epochs, max_steps, warmup_steps, grad_clip, eval_every
@@ -54,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
         "encoder": "cnn",
         "teacher_dim": 384,
         "cnn": {},
+        "tcn": {},
         "effb2": {},
         "decoder": {"d_model": 256, "n_heads": 4, "n_layers": 2, "ffn_dim": 1024, "dropout": 0.2},
     },
@@ -82,7 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "export": {"name": "", "window_seconds": 10.0, "hop_seconds": 5.0},
 }
 
-_OPEN_TABLES = {("model", "cnn"), ("model", "effb2"), ("model", "decoder"), ("corpus",)}
+_OPEN_TABLES = {("model", "cnn"), ("model", "tcn"), ("model", "effb2"), ("model", "decoder"), ("corpus",)}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -183,7 +185,7 @@ def validate(cfg: dict[str, Any]) -> None:
     if e["kind"] == "teacher" and cfg["model"]["encoder"] != "teacher_frames":
         raise ValueError("a teacher experiment uses model.encoder = 'teacher_frames'")
     if e["kind"] == "student" and cfg["model"]["encoder"] == "teacher_frames":
-        raise ValueError("a student experiment needs model.encoder = 'cnn' or 'effb2'")
+        raise ValueError("a student experiment needs model.encoder = 'cnn', 'tcn' or 'effb2'")
     if e["kind"] == "student" and (loss["seq_kd"] or loss["enc_mse"] or loss["enc_infonce"]):
         if not cfg["data"]["teacher"]:
             raise ValueError("KD losses need data.teacher (the teacher experiment's name)")

@@ -30,13 +30,19 @@ def build_encoder(model_cfg: dict[str, Any], n_mels: int) -> nn.Module:
         c = dict(model_cfg.get("cnn", {}))
         c.setdefault("n_mels", n_mels)
         return StudentCNN(StudentCNNConfig(**c))
+    if kind == "tcn":
+        from earshot_train.models.student_tcn import StudentTCN, StudentTCNConfig
+
+        c = dict(model_cfg.get("tcn", {}))
+        c.setdefault("n_mels", n_mels)
+        return StudentTCN(StudentTCNConfig(**c))
     if kind == "effb2":
         from earshot_train.models.effb2 import EfficientNetB2Encoder
 
         return EfficientNetB2Encoder(**model_cfg.get("effb2", {}))
     if kind == "teacher_frames":
         return IdentityEncoder(int(model_cfg.get("teacher_dim", 384)))
-    raise ValueError(f"model.encoder must be 'cnn', 'effb2' or 'teacher_frames', got {kind!r}")
+    raise ValueError(f"model.encoder must be 'cnn', 'tcn', 'effb2' or 'teacher_frames', got {kind!r}")
 
 
 class Captioner(nn.Module):
