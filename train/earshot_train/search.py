@@ -56,35 +56,76 @@ def beam_search(
     mode: str = "shrinking",
 ) -> list[int]:
     """Best hypothesis' generated ids (without <start>, with <end> if emitted). memory: [1, T, D]."""
-    if beam < 1 or max_len < 1:
-        raise ValueError("beam and max_len must be >= 1")
-    if mode not in BEAM_MODES:
-        raise ValueError(f"beam mode must be one of {BEAM_MODES}, got {mode!r}")
-    live: list[tuple[list[int], float]] = [([START], 0.0)]
-    finished: list[tuple[list[int], float]] = []
-    for t in range(1, max_len + 1):
-        tokens = np.array([h for h, _ in live], dtype=np.int64)
-        mem = np.repeat(memory, len(live), axis=0)
-        lp = _log_softmax(np.asarray(step(tokens, mem)))
-        scores = (np.array([s for _, s in live], dtype=np.float32)[:, None] + lp).reshape(-1)
-        k = beam - len(finished) if mode == "shrinking" else beam
+    return beam_search_many(step, [memory], beam, max_len, length_norm, mode)[0]
+
+
+class _Beam:
+    """The search state of one clip; :func:`beam_search_many` advances many of them in one batch."""
+
+    def __init__(self, memory: np.ndarray, beam: int, max_len: int, mode: str):
+        self.memory, self.beam, self.max_len, self.mode = memory, beam, max_len, mode
+        self.live: list[tuple[list[int], float]] = [([START], 0.0)]
+        self.finished: list[tuple[list[int], float]] = []
+        self.t = 0
+        self.done = False
+
+    def advance(self, lp: np.ndarray) -> None:
+        """One step from the log-probabilities ``lp`` [len(live), V] of the live hypotheses."""
+        self.t += 1
+        scores = (np.array([s for _, s in self.live], dtype=np.float32)[:, None] + lp).reshape(-1)
+        k = self.beam - len(self.finished) if self.mode == "shrinking" else self.beam
         order = np.argsort(-scores, kind="stable")[:k]
         vocab = lp.shape[1]
         new_live = []
         for flat in order:
             b, v = divmod(int(flat), vocab)
-            hyp = (live[b][0] + [v], float(scores[flat]))
-            if v == END or t == max_len:
-                finished.append(hyp)
+            hyp = (self.live[b][0] + [v], float(scores[flat]))
+            if v == END or self.t == self.max_len:
+                self.finished.append(hyp)
             else:
                 new_live.append(hyp)
-        live = new_live
-        if not live or (mode == "constant" and len(finished) == beam):
+        self.live = new_live
+        if not self.live or (self.mode == "constant" and len(self.finished) == self.beam):
+            self.done = True
+        if self.t == self.max_len:
+            self.done = True
+
+    def best(self, length_norm: float) -> list[int]:
+        best_ids, best_val = None, -np.inf
+        for ids, score in self.finished:
+            val = score / (float(len(ids) - 1) ** length_norm)
+            if val > best_val:
+                best_ids, best_val = ids, val
+        assert best_ids is not None
+        return best_ids[1:]
+
+
+def beam_search_many(
+    step: StepFn,
+    memories: list[np.ndarray],
+    beam: int,
+    max_len: int,
+    length_norm: float = 1.0,
+    mode: str = "shrinking",
+) -> list[list[int]]:
+    """:func:`beam_search` for several clips at once (each memory [1, T, D], same T): the live hypotheses
+    of all clips share one decoder call per step (they all have the same length), with results identical
+    to searching each clip alone."""
+    if beam < 1 or max_len < 1:
+        raise ValueError("beam and max_len must be >= 1")
+    if mode not in BEAM_MODES:
+        raise ValueError(f"beam mode must be one of {BEAM_MODES}, got {mode!r}")
+    beams = [_Beam(m, beam, max_len, mode) for m in memories]
+    while True:
+        active = [b for b in beams if not b.done]
+        if not active:
             break
-    best_ids, best_val = None, -np.inf
-    for ids, score in finished:
-        val = score / (float(len(ids) - 1) ** length_norm)
-        if val > best_val:
-            best_ids, best_val = ids, val
-    assert best_ids is not None
-    return best_ids[1:]
+        tokens = np.array([h for b in active for h, _ in b.live], dtype=np.int64)
+        mem = np.concatenate([np.repeat(b.memory, len(b.live), axis=0) for b in active], axis=0)
+        lp = _log_softmax(np.asarray(step(tokens, mem)))
+        row = 0
+        for b in active:
+            n = len(b.live)
+            b.advance(lp[row : row + n])
+            row += n
+    return [b.best(length_norm) for b in beams]

@@ -608,20 +608,26 @@ def decode_clips(
         return model.decoder.last_logits(t, m).float().cpu().numpy()
 
     out = {}
-    for cid in tqdm(ids, desc=desc, disable=not progress):
-        x = torch.from_numpy(store(cid)).unsqueeze(0).to(device)
-        mem = model.encode(x)["memory"].float().cpu().numpy()
+    chunk = 16  # clips searched together: one decoder call per step for all their live hypotheses
+    bar = tqdm(total=len(ids), desc=desc, disable=not progress)
+    for i in range(0, len(ids), chunk):
+        part = ids[i : i + chunk]
+        mems = [model.encode(torch.from_numpy(store(c)).unsqueeze(0).to(device))["memory"] for c in part]
+        mems = [m.float().cpu().numpy() for m in mems]
         if int(search_cfg["beam"]) <= 1:
-            seq = search.greedy(step, mem, int(search_cfg["max_len"]))
+            seqs = [search.greedy(step, m, int(search_cfg["max_len"])) for m in mems]
         else:
-            seq = search.beam_search(
+            seqs = search.beam_search_many(
                 step,
-                mem,
+                mems,
                 int(search_cfg["beam"]),
                 int(search_cfg["max_len"]),
                 float(search_cfg["length_norm"]),
             )
-        out[cid] = {"caption": tok.decode(seq), "ids": seq}
+        for cid, seq in zip(part, seqs, strict=True):
+            out[cid] = {"caption": tok.decode(seq), "ids": seq}
+        bar.update(len(part))
+    bar.close()
     return out
 
 
