@@ -531,11 +531,8 @@ def _train(cfg: dict[str, Any], resume: bool, device: torch.device, rank: int, w
             if step >= total:
                 done = True
                 break
-        val = (
-            validation_loss(captioner, run.dataset(val_rows), device, o["batch_size"])
-            if val_rows
-            else math.nan
-        )
+        val_data = CaptionData(val_rows, run.store, run.tok, int(cfg["data"]["max_len"]))  # references only
+        val = validation_loss(captioner, val_data, device, o["batch_size"]) if val_rows else math.nan
         val = dist.all_reduce_mean(val, device)
         _log(
             metrics,
