@@ -12,8 +12,8 @@ Sections (all optional except where a command needs them; see ``train/configs/*.
 - ``[model]`` encoder (cnn | tcn | effb2 | teacher_frames), ``[model.cnn]``,
   ``[model.tcn]``, ``[model.effb2]``, ``[model.decoder]``
 - ``[loss]`` ce, seq_kd, enc_mse, enc_infonce (weights), label_smoothing, seq_kd_label_smoothing,
-  proj_dim, temperature, max_temperature_scale
-- ``[optim]`` lr, weight_decay, batch_size, epochs, max_steps, warmup_steps, grad_clip, eval_every
+  proj_dim, temperature, max_logit_scale
+- ``[optim]`` lr, weight_decay, batch_size, epochs, max_steps, warmup_steps, grad_clip (validation: every epoch)
 - ``[search]`` beam, max_len, length_norm
 - ``[export]`` name, window_seconds, hop_seconds
 """
@@ -78,7 +78,6 @@ DEFAULTS: dict[str, Any] = {
         "max_steps": 0,  # 0 = no limit
         "warmup_steps": 200,
         "grad_clip": 1.0,
-        "eval_every": 0,  # steps; 0 = once per epoch
     },
     "search": {"beam": 3, "max_len": 20, "length_norm": 1.0},
     "export": {"name": "", "window_seconds": 10.0, "hop_seconds": 5.0},
