@@ -13,7 +13,7 @@ Sections (all optional except where a command needs them; see ``train/configs/*.
   ``[model.tcn]``, ``[model.effb2]``, ``[model.decoder]``
 - ``[loss]`` ce, seq_kd, enc_mse, enc_infonce (weights), label_smoothing, seq_kd_label_smoothing,
   proj_dim, temperature, max_logit_scale
-- ``[optim]`` lr, weight_decay, batch_size, epochs, max_steps, warmup_steps, grad_clip (validation: every epoch)
+- ``[optim]`` lr, weight_decay, batch_size, epochs, max_steps, warmup_steps, grad_clip (validation: per epoch)
 - ``[search]`` beam, max_len, length_norm
 - ``[export]`` name, window_seconds, hop_seconds
 """
