@@ -65,8 +65,8 @@ def render(
     for split, ev in evals.items():
         m = ev["metrics"]
         lines.append(
-            f"| {split} | {ev['n_clips']} | {m['bleu_4']:.3f} | {m['meteor']:.3f} | {m['rouge_l']:.3f} | "
-            f"{m['cider_d']:.3f} | {100 * m['source_accuracy']:.1f} % |"
+            f"| {split} | {ev['n_clips']} | {m['BLEU-4']:.3f} | {m['METEOR']:.3f} | {m['ROUGE-L']:.3f} | "
+            f"{m['CIDEr-D']:.3f} | {100 * m['source_accuracy']:.1f} % |"
         )
     lines += ["", "Per sound source (share of held-out clips containing it whose caption names it):", ""]
     lines += ["| source | named / clips | share |", "|---|---|---|"]

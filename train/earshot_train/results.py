@@ -34,7 +34,7 @@ ROWS = [
     ("infonce", "student + seq-KD + contrastive encoder KD"),
 ]
 FRACTIONS = ("100", "25")
-METRICS = [("bleu_4", "BLEU-4"), ("meteor", "METEOR"), ("rouge_l", "ROUGE-L"), ("cider_d", "CIDEr-D")]
+METRICS = [("BLEU-4", "BLEU-4"), ("METEOR", "METEOR"), ("ROUGE-L", "ROUGE-L"), ("CIDEr-D", "CIDEr-D")]
 TARGETS = {"single_src": 0.90, "pair_src": 0.75, "cider_share": 0.95, "speedup": 10.0}
 
 
@@ -319,7 +319,7 @@ def _get(recs: list[dict[str, Any]], row: str, frac: str) -> dict[str, Any] | No
 
 
 def _cider(r: dict[str, Any]) -> float:
-    return (r["single"]["cider_d"] + r["mix"]["cider_d"]) / 2
+    return (r["single"]["CIDEr-D"] + r["mix"]["CIDEr-D"]) / 2
 
 
 def findings(recs: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list[str]:
