@@ -8,7 +8,15 @@ set -euo pipefail
 what=${1:-build}
 
 apt_pkgs=()
-need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || apt_pkgs+=("$1"); }
+# Installed for the native architecture? (With multiarch — arm64/armhf ALSA for the cross builds — a
+# bare name is ambiguous to dpkg, so ask for NAME:ARCH first; arch-independent packages answer to NAME.)
+installed() {
+    local arch
+    arch=$(dpkg --print-architecture)
+    dpkg-query -W -f='${Status}' "$1:$arch" 2>/dev/null | grep -q 'ok installed' ||
+        dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'
+}
+need_pkg() { installed "$1" || apt_pkgs+=("$1"); }
 
 if command -v dpkg >/dev/null 2>&1; then
     need_pkg pkg-config
@@ -25,7 +33,8 @@ if command -v dpkg >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ]; then
             echo "==> installing ${apt_pkgs[*]}"
             export DEBIAN_FRONTEND=noninteractive
-            apt-get update -qq
+            # a mirror mid-sync can fail one index (seen here); the install may still succeed
+            apt-get update -qq || echo "warning: apt-get update reported errors; trying the install anyway" >&2
             apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
         else
             echo "missing system packages; run:  sudo apt-get install -y ${apt_pkgs[*]}" >&2
