@@ -44,7 +44,7 @@ export CARGO_TARGET_DIR="${EARSHOT_CROSS_TARGET_DIR:-target/cross}"
 # vectors, the golden tiny bundle (model parity: features, memory, greedy/beam ids), file
 # captioning through the CLI binary, and the paper's effb2-trm student against its reference
 # outputs (runs when EARSHOT_EFFB2_BUNDLE is set, as scripts/test-all.sh does).
-wanted="${EARSHOT_ARM_TESTS:-frontend_golden golden_model cli:text_and_jsonl_formats cli:jsonl_with_ids_and_several_files paper_model}"
+wanted="${EARSHOT_ARM_TESTS:-frontend_golden golden_model cli:text_and_jsonl_formats cli:jsonl_with_ids_and_several_files paper_model:every_stage_matches_the_reference}"
 entries=()
 build_args=()
 for e in $wanted; do
@@ -66,36 +66,57 @@ export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER=qemu-arm
 target_args=()
 for t in "${targets[@]}"; do target_args+=(--target "$t"); done
 
-# One build for all targets (host build scripts and proc macros are compiled once).
+# One build for all targets (host build scripts and proc macros are compiled once); the test
+# executables are then run directly under qemu (no second cargo invocation that could rebuild).
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
 start=$(date +%s)
-cargo test --locked --release "${target_args[@]}" "${build_args[@]}" --no-run
+cargo test --locked --release "${target_args[@]}" "${build_args[@]}" --no-run \
+    --message-format=json-render-diagnostics >"$tmp/build.jsonl"
 log "built the ARM tests for ${targets[*]} in $(( $(date +%s) - start )) s"
+python3 - "$tmp/build.jsonl" >"$tmp/executables" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["target"]["name"], m["executable"])
+PY
 
 limit="${EARSHOT_ARM_TIMEOUT:-900}"
 status=0
-run() {
-    local t="$1" what="$2"; shift 2
-    local s rc
-    s=$(date +%s)
-    if timeout -k 10 "$limit" cargo test --locked --release --target "$t" "$@"; then
-        log "ok: $t $what ($(( $(date +%s) - s )) s under qemu)"
-    else
-        rc=$?
-        if (( rc == 124 || rc == 137 )); then
-            log "FAIL: $t $what timed out after $limit s"
-        else
-            log "FAIL: $t $what (exit $rc)"
-        fi
-        status=1
-    fi
-}
 for t in "${targets[@]}"; do
+    case "$t" in
+        aarch64-*) runner=qemu-aarch64 ;;
+        armv7-*) runner=qemu-arm ;;
+        *) log "no qemu runner known for $t"; exit 1 ;;
+    esac
+    # What `cargo test` would set for the test processes.
+    export CARGO_MANIFEST_DIR="$PWD"
+    export CARGO_BIN_EXE_earshot="$PWD/$CARGO_TARGET_DIR/$t/release/earshot"
     tstart=$(date +%s)
     for e in "${entries[@]}"; do
         name="${e%%:*}"
         filter=()
         [[ "$e" == *:* ]] && filter=("${e#*:}")
-        run "$t" "$e" --test "$name" -- --test-threads 2 "${filter[@]}"
+        exe="$(awk -v n="$name" -v t="/$t/" '$1 == n && index($2, t) { print $2 }' "$tmp/executables")"
+        if [[ -z "$exe" || ! -x "$exe" ]]; then
+            log "FAIL: $t $e: no test executable was built"
+            status=1
+            continue
+        fi
+        s=$(date +%s)
+        echo "test-arm: $runner $exe ${filter[*]}" >&2
+        if timeout -k 10 "$limit" "$runner" "$exe" --test-threads 2 "${filter[@]}"; then
+            log "ok: $t $e ($(( $(date +%s) - s )) s under qemu)"
+        else
+            rc=$?
+            if (( rc == 124 || rc == 137 )); then
+                log "FAIL: $t $e timed out after $limit s"
+            else
+                log "FAIL: $t $e (exit $rc)"
+            fi
+            status=1
+        fi
     done
     log "$t: all ARM tests took $(( $(date +%s) - tstart )) s"
 done
