@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod bundle;
+pub mod cached;
 pub mod manifest;
 pub mod resolve;
 pub mod tract;

@@ -44,6 +44,8 @@ pub struct TractBackend {
     decoder: DecoderPlans,
     decoder_params: u64,
     vocab: usize,
+    /// Key/value-cached decoder, when the bundle has one (`decoder_cached`).
+    cached: Option<super::cached::CachedDecoder>,
 }
 
 struct DecoderPlans {
@@ -341,6 +343,12 @@ impl TractBackend {
             },
             decoder_params,
             vocab: dec.vocab_size,
+            cached: super::cached::CachedDecoder::load_if_present(
+                dir,
+                dec.vocab_size,
+                memory_shape[2],
+            )
+            .context("decoder_cached")?,
         };
         Ok(backend)
     }
@@ -422,8 +430,11 @@ impl EncoderDecoder for TractBackend {
     }
 
     fn decode_step(&self, tokens: &[i64], batch: usize, memory: &Memory) -> Result<Logits> {
+        if let Some(cached) = &self.cached {
+            return cached.decode_step(tokens, batch, memory);
+        }
         ensure!(
-            batch > 0 && tokens.len() % batch == 0 && !tokens.is_empty(),
+            batch > 0 && tokens.len().is_multiple_of(batch) && !tokens.is_empty(),
             "bad token batch"
         );
         let len = tokens.len() / batch;
