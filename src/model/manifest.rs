@@ -468,6 +468,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn beam_mode_defaults_to_shrinking_and_parses_constant() {
+        let mut j = example_json();
+        j["search"].as_object_mut().unwrap().remove("beam_mode");
+        let m = Manifest::from_json(&j.to_string()).unwrap();
+        assert_eq!(m.search.beam_mode, BeamMode::Shrinking);
+        j["search"]["beam_mode"] = "constant".into();
+        let m = Manifest::from_json(&j.to_string()).unwrap();
+        assert_eq!(m.search.beam_mode, BeamMode::Constant);
+        j["search"]["beam_mode"] = "wide".into();
+        assert!(Manifest::from_json(&j.to_string()).is_err());
+    }
+
+    #[test]
     fn frame_counts() {
         let m = Manifest::from_json(&example_json().to_string()).unwrap();
         let mut f = m.frontend.clone();
