@@ -83,7 +83,8 @@ elif [ ! -f models/default/manifest.json ]; then
     echo "SKIP: Debian packages: models/default/ holds no model yet (the package ships it)"
 else
     step "Debian packages: build amd64, arm64, armhf; check contents; install test (amd64)"
-    mapfile -t debs < <(bash scripts/package.sh all)
+    deb_list="$(bash scripts/package.sh all)"
+    mapfile -t debs <<<"$deb_list"
     bash scripts/check-deb.sh --install "${debs[@]}"
 fi
 
