@@ -100,6 +100,51 @@ def ort_engine(bundle: Path, manifest: dict, threads: int) -> tuple[Encode, Step
     return encode, step
 
 
+def ort_cached_engine(bundle: Path, manifest: dict, threads: int) -> tuple[Encode, Step]:
+    """The ``decoder_cached`` graphs behind the full-prefix step interface (states looked up by prefix,
+    cross K/V once per memory), as in src/model/cached.rs."""
+    spec = manifest["decoder_cached"]
+    encode, _ = ort_engine(bundle, manifest, threads)
+    init = ort_session(bundle / spec["init_file"], threads)
+    stepper = ort_session(bundle / spec["step_file"], threads)
+    empty = np.zeros((spec["layers"], 1, spec["heads"], 0, spec["head_dim"]), np.float32)
+    st: dict = {"mem": None, "cross": None, "rows": {}}
+
+    def state(prefix: tuple) -> tuple[np.ndarray, np.ndarray]:
+        if not prefix:
+            return empty, empty
+        if prefix not in st["rows"]:
+            k, v = state(prefix[:-1])
+            _, pk, pv = run(np.array([[prefix[-1]]], np.int64), len(prefix) - 1, k, v)
+            st["rows"][prefix] = (pk, pv)
+        return st["rows"][prefix]
+
+    def run(token, p, k, v):
+        feeds = {
+            "token": token,
+            "position": np.array([p], np.int64),
+            "cross_k": st["cross"][0],
+            "cross_v": st["cross"][1],
+            "past_k": k,
+            "past_v": v,
+        }
+        return stepper.run(None, feeds)
+
+    def step(tokens: np.ndarray, memory: np.ndarray) -> np.ndarray:
+        mem = np.ascontiguousarray(memory[:1], dtype=np.float32)
+        if st["mem"] is None or st["mem"].shape != mem.shape or not np.array_equal(st["mem"], mem):
+            st["mem"], st["cross"], st["rows"] = mem, init.run(None, {"memory": mem}), {}
+        rows = [tuple(int(t) for t in r) for r in tokens]
+        pasts = [state(r[:-1]) for r in rows]
+        k = np.concatenate([p[0] for p in pasts], axis=1)
+        v = np.concatenate([p[1] for p in pasts], axis=1)
+        logits, pk, pv = run(np.array([[r[-1]] for r in rows], np.int64), len(rows[0]) - 1, k, v)
+        st["rows"] = {r: (pk[:, b : b + 1], pv[:, b : b + 1]) for b, r in enumerate(rows)}
+        return logits
+
+    return encode, step
+
+
 def _torch_fns(captioner, features: Callable | None = None) -> tuple[Encode, Step]:
     import torch
 
@@ -194,11 +239,14 @@ def time_python(
     }
 
 
-def time_earshot(earshot: Path, bundle: Path, wav: Path, n: int, warmup: int, threads: int) -> dict:
+def time_earshot(
+    earshot: Path, bundle: Path, wav: Path, n: int, warmup: int, threads: int, cache: bool = True
+) -> dict:
     cmd = [str(earshot), "bench", "--model", str(bundle), "--input", str(wav), "--json"]
     cmd += ["--windows", str(n), "--warmup", str(warmup), "--threads", str(threads)]
     env = dict(os.environ)
     env.pop("EARSHOT_MODEL", None)
+    env["EARSHOT_DECODER_CACHE"] = "on" if cache else "off"
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")
@@ -210,7 +258,7 @@ def time_earshot(earshot: Path, bundle: Path, wav: Path, n: int, warmup: int, th
         st["decoder"]["median"],
     )
     return {
-        "engine": "tract (earshot bench)",
+        "engine": "tract (earshot bench)" + (" KV cache" if cache else ""),
         "threads": str(r["threads"]),
         "frontend_ms": fe,
         "encoder_ms": enc,
@@ -226,6 +274,11 @@ def time_earshot(earshot: Path, bundle: Path, wav: Path, n: int, warmup: int, th
 
 
 # ----------------------------------------------------------------------------------------- report
+def model_ms(r: dict) -> float:
+    """Encoder + decoder: the work all engines share (the Python front end is not the comparison)."""
+    return r["encoder_ms"] + r["decoder_ms"]
+
+
 def table(results: list[dict], window_s: float) -> list[str]:
     ort1 = next(
         (r for r in results if r["engine"] == "onnxruntime" and r["threads"] == "1"),
@@ -233,17 +286,18 @@ def table(results: list[dict], window_s: float) -> list[str]:
     )
     lines = [
         "| engine | threads | log-mel ms | encoder ms | decoder ms (per caption) | steps | total ms "
-        "| RTF | total vs ort-1 | encoder vs ort-1 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| RTF | enc+dec vs ort-1 | encoder vs ort-1 | decoder vs ort-1 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        rel = f"{r['total_ms'] / ort1['total_ms']:.2f}×" if ort1 else "–"
+        rel = f"{model_ms(r) / model_ms(ort1):.2f}×" if ort1 else "–"
         rel_enc = f"{r['encoder_ms'] / ort1['encoder_ms']:.2f}×" if ort1 else "–"
+        rel_dec = f"{r['decoder_ms'] / ort1['decoder_ms']:.2f}×" if ort1 else "–"
         lines.append(
             f"| {r['engine']} | {r['threads']} | {r['frontend_ms']:.2f} | {r['encoder_ms']:.2f} | "
             f"{r['decoder_ms']:.2f} | {r['tokens']:.0f} | {r['total_ms']:.2f} | "
             f"{r['total_ms'] / (window_s * 1e3):.4f} "
-            f"| {rel} | {rel_enc} |"
+            f"| {rel} | {rel_enc} | {rel_dec} |"
         )
     return lines
 
@@ -293,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     wins = [audio[i * n : (i + 1) * n] for i in range(n_win)]
     mem_len = memory_len(manifest, n)
     all_threads = os.cpu_count() or 1
+    cached = "decoder_cached" in manifest
     thread_counts = [1] if args.skip_all_threads or all_threads == 1 else [1, all_threads]
     results = []
 
@@ -300,20 +355,31 @@ def main(argv: list[str] | None = None) -> int:
         wav = Path(tmp) / "bench.wav"
         write_wav(wav, np.concatenate(wins), sr)
         if args.earshot.is_file():
-            results.append(time_earshot(args.earshot, args.bundle, wav, args.windows, args.warmup, 1))
+            results.append(
+                time_earshot(args.earshot, args.bundle, wav, args.windows, args.warmup, 1, cache=False)
+            )
             print(results[-1] | {"raw": "..."}, flush=True)
+            if cached:
+                results.append(time_earshot(args.earshot, args.bundle, wav, args.windows, args.warmup, 1))
+                print(results[-1] | {"raw": "..."}, flush=True)
         else:
             print(f"warning: {args.earshot} not found, tract row skipped", file=sys.stderr)
 
+    import torch  # the Python front end (earshot_train.frontend) runs on torch
+
     for threads in thread_counts:
+        torch.set_num_threads(threads)  # no oversubscription of the front end in the ort rows
         fns = ort_engine(args.bundle, manifest, threads)
         results.append(time_python("onnxruntime", threads, fns, wins, spec, manifest, mem_len, args.warmup))
         print(results[-1], flush=True)
+        if cached:
+            fns = ort_cached_engine(args.bundle, manifest, threads)
+            r = time_python("onnxruntime KV cache", threads, fns, wins, spec, manifest, mem_len, args.warmup)
+            results.append(r)
+            print(results[-1], flush=True)
 
     torch_fns = torch_engine(args.torch, args.bundle, manifest)
     if torch_fns is not None:
-        import torch
-
         for threads in thread_counts:
             torch.set_num_threads(threads)
             results.append(
@@ -332,7 +398,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnxruntime
 
-    tract = next((r for r in results if r["engine"].startswith("tract")), None)
+    tract = next((r for r in results if r["engine"] == "tract (earshot bench)"), None)
+    tract_kv = next((r for r in results if r["engine"].endswith("KV cache") and "tract" in r["engine"]), None)
+    ort1_kv = next(
+        (r for r in results if r["engine"] == "onnxruntime KV cache" and r["threads"] == "1"), None
+    )
     ort1 = next(
         (r for r in results if r["engine"] == "onnxruntime" and r["threads"] == "1"),
         None,
@@ -359,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         f"bundle `{args.bundle}`; "
         f"{args.windows} measured {window_s:g} s windows after {args.warmup} warm-up, medians; "
         f"{'audio ' + str(args.input) if args.input else 'synthetic audio'}; search beam {s['beam']} "
-        f"({s.get('beam_mode', 'shrinking')}), max_len {s['max_len']}, the whole prefix re-run per step.",
+        f"({s.get('beam_mode', 'shrinking')}), max_len {s['max_len']}; "
+        'rows without "KV cache" re-run the whole prefix per step.',
         f"{cpu}, {all_threads} cores shared with other jobs (absolute numbers are noisy; read the ratios); "
         f"onnxruntime {onnxruntime.__version__}, tract 0.23.9 (earshot release build).",
         "",
@@ -372,12 +443,24 @@ def main(argv: list[str] | None = None) -> int:
         )
         if ort1:
             body.append(
-                f"tract / onnxruntime-1: total {tract['total_ms'] / ort1['total_ms']:.2f}×, encoder "
+                f"tract / onnxruntime-1: encoder+decoder {model_ms(tract) / model_ms(ort1):.2f}×, encoder "
                 f"{tract['encoder_ms'] / ort1['encoder_ms']:.2f}×, "
                 f"decoder {tract['decoder_ms'] / ort1['decoder_ms']:.2f}×."
             )
+        if tract_kv and ort1_kv:
+            body.append(
+                f"KV-cached graphs, tract / onnxruntime-1: encoder+decoder "
+                f"{model_ms(tract_kv) / model_ms(ort1_kv):.2f}×, decoder "
+                f"{tract_kv['decoder_ms'] / ort1_kv['decoder_ms']:.2f}×; tract KV cache vs full prefix: "
+                f"decoder {tract['decoder_ms'] / tract_kv['decoder_ms']:.1f}× faster."
+            )
         if pt1:
-            body.append(f"PyTorch-eager-1 / tract: total {pt1['total_ms'] / tract['total_ms']:.1f}×.")
+            best = tract_kv or tract
+            body.append(
+                f"PyTorch-eager-1 / tract{' KV cache' if tract_kv else ''}: encoder+decoder "
+                f"{model_ms(pt1) / model_ms(best):.1f}×, whole window incl. log-mel "
+                f"{pt1['total_ms'] / best['total_ms']:.1f}×."
+            )
     body += ["", "```", cmd, "```"]
     write_section(args.out, name, body)
     print(f"wrote section {name!r} of {args.out}")
