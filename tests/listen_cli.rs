@@ -144,6 +144,8 @@ fn signal_run(signal: i32) {
         .expect("no caption for the first window");
     let v: serde_json::Value = serde_json::from_str(&first).unwrap();
     assert_eq!(v["event"], "caption");
+    // Let earshot read the rest of the pipe (the last 0.5 s) before the signal.
+    std::thread::sleep(Duration::from_millis(500));
     unsafe { libc::kill(child.id() as i32, signal) };
     let t = Instant::now();
     let status = loop {

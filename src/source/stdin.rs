@@ -250,6 +250,8 @@ impl Source for StdinSource {
                 let count = convert(pcm, &bytes[..whole], &mut samples);
                 let frames = count / channels;
                 if !wait_until(stop, || writer.vacant_frames() >= frames) {
+                    // Stopping: what was already read still belongs to the last window.
+                    writer.push(&samples[..count]);
                     return Ok(());
                 }
                 writer.push(&samples[..count]);
