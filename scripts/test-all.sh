@@ -57,6 +57,7 @@ if [ -z "${EARSHOT_EFFB2_BUNDLE:-}" ] && [ -f "$EFFB2_CKPT/config.json" ] && [ -
         [ -n "$(find train/earshot_train -name '*.py' -newer "$EARSHOT_EFFB2_BUNDLE/parity.json" | head -n 1)" ]; then
         step "python: convert the effb2-trm reference checkpoint (for tests/paper_model.rs)"
         PYTHONPATH="$(pwd)/train${PYTHONPATH:+:$PYTHONPATH}" $PY -m earshot_train.convert_wsntxxn --checkpoint "$EFFB2_CKPT" --placeholder-vocab --window 5.001 \
+            --cached-decoder \
             --out "$EARSHOT_EFFB2_BUNDLE" --reference "$SHARED_DIR/reference/wsntxxn-effb2-trm"
     fi
     export EARSHOT_EFFB2_BUNDLE

@@ -495,6 +495,7 @@ def convert(
     hop_seconds: float | None = None,
     name: str | None = None,
     reference: str | Path | None = None,
+    cached_decoder: bool = False,
     log=print,
 ) -> dict[str, Any]:
     """Checkpoint directory -> bundle in ``out_dir``. Returns the parity report (also in parity.json)."""
@@ -615,8 +616,13 @@ def convert(
             + ("all passed" if ref["ok"] else f"FAILED {ref['failed']}")
         )
         ok = ok and ref["ok"]
+    if ok and cached_decoder:
+        from earshot_train.export_cached import add_to_bundle
+
+        report["decoder_cached"] = add_to_bundle(captioner.decoder, out)
+        log(f"key/value-cached decoder added: {report['decoder_cached']}")
     report["ok"] = ok
-    (out / "parity.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "parity.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     if not ok:
         raise RuntimeError(f"parity check failed, see {out / 'parity.json'}")
     log(f"bundle written to {out} ({n_params / 1e6:.2f} M parameters)")
@@ -643,6 +649,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hop", type=float, default=None, help="hop seconds between windows (default window/2)")
     p.add_argument("--name", default=None, help="bundle name (default wsntxxn-effb2-trm-<dataset>)")
     p.add_argument(
+        "--cached-decoder",
+        action="store_true",
+        help="also write the key/value-cached decoder (decoder_init/decoder_step.onnx, faster beam search)",
+    )
+    p.add_argument(
         "--reference",
         default=None,
         help="folder with reference_outputs.json + input_dog_16k.wav: also check every stage against it",
@@ -661,6 +672,7 @@ def run(args: argparse.Namespace) -> int:
             hop_seconds=args.hop,
             name=args.name,
             reference=args.reference,
+            cached_decoder=args.cached_decoder,
         )
     except (ConversionError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

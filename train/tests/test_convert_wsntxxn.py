@@ -36,7 +36,12 @@ def converted(tmp_path_factory):
     ref = _ref_dir()
     out = tmp_path_factory.mktemp("effb2_bundle")
     report = cw.convert(
-        ref / "random-init-checkpoint", out, placeholder_vocab=True, reference=ref, log=lambda *_: None
+        ref / "random-init-checkpoint",
+        out,
+        placeholder_vocab=True,
+        reference=ref,
+        cached_decoder=True,
+        log=lambda *_: None,
     )
     return ref, out, report
 
@@ -67,6 +72,9 @@ def test_bundle_graphs_match_pytorch_on_a_full_window(converted):
     assert w["decoder_max_abs_diff"] < 1e-4
     assert w["beam3_ids_torch"] == w["beam3_ids_ort"]
     assert report["ok"]
+    # --cached-decoder: the key/value-cached graphs agree with the full-prefix decoder
+    assert report["decoder_cached"]["torch_cached_max_abs_diff"] <= 1e-3
+    assert report["decoder_cached"]["ort_cached_max_abs_diff"] <= 1e-3
 
 
 def test_manifest_describes_this_model(converted):
@@ -85,6 +93,7 @@ def test_manifest_describes_this_model(converted):
     assert len(words) == 4981 and words[:5] == SPECIALS + ["w4"] and words[-1] == "w4980"
     assert (out / "MODEL_CARD.md").read_text().startswith("# wsntxxn-effb2-trm-audiocaps")
     assert "sha256" in m["provenance"]["source"]
+    assert m["decoder_cached"]["step_file"] == "decoder_step.onnx" and (out / "decoder_step.onnx").is_file()
 
 
 def test_onnx_decoder_accepts_any_memory_length(converted, captioner):
