@@ -9,7 +9,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("error,earshot=warn"),
+        env_logger::Env::default()
+            .default_filter_or("error,symphonia=off,symphonia_core=off,earshot=warn"),
     )
     .format_timestamp(None)
     .init();

@@ -251,7 +251,7 @@ impl AudioDecoder {
             if self.frames_out + slack < n {
                 let sr = f64::from(self.info.sample_rate);
                 bail!(
-                    "truncated file: the header announces {:.2} s but only {:.2} s could be read",
+                    "truncated or corrupt file: the header announces {:.2} s but only {:.2} s could be read",
                     n as f64 / sr,
                     self.frames_out as f64 / sr
                 );

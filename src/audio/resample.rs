@@ -8,13 +8,31 @@
 use anyhow::{anyhow, Result};
 use rubato::{FftFixedIn, Resampler as _};
 
-/// Input chunk size of the FFT resampler, in input frames.
-const CHUNK: usize = 1024;
+/// Approximate input chunk size of the FFT resampler, in input frames.
+const TARGET_CHUNK: usize = 1024;
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Input chunk (frames) made of an even number of the resampler's FFT units, so that the FFT
+/// output size is even and its delay (`fft_size_out / 2`) is a whole number of samples: with an
+/// odd size the output would lag by half a sample.
+fn chunk_size(in_rate: u32, out_rate: u32) -> usize {
+    let unit = in_rate as usize / gcd(in_rate as usize, out_rate as usize);
+    let units = (TARGET_CHUNK / unit).max(2);
+    (units + units % 2) * unit
+}
 
 pub struct Resampler {
     in_rate: u32,
     out_rate: u32,
     inner: Option<FftFixedIn<f32>>,
+    chunk: usize,
     pending: Vec<f32>,
     in_buf: Vec<Vec<f32>>,
     out_buf: Vec<Vec<f32>>,
@@ -38,11 +56,12 @@ impl Resampler {
         if in_rate == 0 || out_rate == 0 {
             return Err(anyhow!("sample rates must be > 0"));
         }
+        let chunk = chunk_size(in_rate, out_rate);
         let inner = if in_rate == out_rate {
             None
         } else {
             Some(
-                FftFixedIn::<f32>::new(in_rate as usize, out_rate as usize, CHUNK, 2, 1)
+                FftFixedIn::<f32>::new(in_rate as usize, out_rate as usize, chunk, 1, 1)
                     .map_err(|e| anyhow!("cannot resample {in_rate} Hz -> {out_rate} Hz: {e}"))?,
             )
         };
@@ -58,7 +77,8 @@ impl Resampler {
             in_rate,
             out_rate,
             inner,
-            pending: Vec::with_capacity(CHUNK),
+            chunk,
+            pending: Vec::with_capacity(chunk),
             in_buf,
             out_buf,
             to_skip,
@@ -94,12 +114,12 @@ impl Resampler {
         }
         let mut rest = input;
         while !rest.is_empty() {
-            let need = CHUNK - self.pending.len();
+            let need = self.chunk - self.pending.len();
             let take = need.min(rest.len());
             self.pending.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if self.pending.len() == CHUNK {
-                self.run_chunk(CHUNK, u64::MAX, &mut sink)?;
+            if self.pending.len() == self.chunk {
+                self.run_chunk(self.chunk, u64::MAX, &mut sink)?;
             }
         }
         Ok(())
@@ -113,8 +133,8 @@ impl Resampler {
             // Zero-padded chunks push the remaining real samples and the delay out.
             let mut guard = 0;
             while self.total_out < expected {
-                self.pending.resize(CHUNK, 0.0);
-                self.run_chunk(CHUNK, expected, &mut sink)?;
+                self.pending.resize(self.chunk, 0.0);
+                self.run_chunk(self.chunk, expected, &mut sink)?;
                 guard += 1;
                 if guard > 64 {
                     return Err(anyhow!("resampler did not drain"));

@@ -91,6 +91,8 @@ mod tests {
         let exe = tmp.path().join("bin/earshot");
         let share = tmp.path().join("share/earshot/models/default");
         std::fs::create_dir_all(&share).unwrap();
+        // `bin/..` resolves only when bin/ exists, as it does for a real executable.
+        std::fs::create_dir_all(tmp.path().join("bin")).unwrap();
         std::fs::write(share.join("manifest.json"), "{}").unwrap();
         let (p, _) = resolve_with(None, None, Some(&exe)).unwrap();
         assert_eq!(p, tmp.path().join("bin/../share/earshot/models/default"));
