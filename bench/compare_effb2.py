@@ -87,11 +87,11 @@ def summarise(name, threads, rows) -> dict:
     }
 
 
-def time_tract(earshot: Path, bundle: Path, audio: np.ndarray, threads_note: str) -> dict:
+def time_tract(earshot: Path, bundle: Path, audio: np.ndarray, label: str, cache: str = "on") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "bench.wav"
         write_wav(wav, audio, SR)
-        env = dict(os.environ, RUST_LOG="earshot=debug")
+        env = dict(os.environ, RUST_LOG="earshot=debug", EARSHOT_DECODER_CACHE=cache)
         env.pop("EARSHOT_MODEL", None)
         cmd = [
             str(earshot),
@@ -110,7 +110,7 @@ def time_tract(earshot: Path, bundle: Path, audio: np.ndarray, threads_note: str
     rows = [tuple(float(g) for g in m.groups()) for m in pat.finditer(out.stderr)]
     if len(rows) < 2:
         raise RuntimeError(f"no per-window timings in earshot's log:\n{out.stderr[-2000:]}")
-    return summarise("tract (earshot)", threads_note, rows[1:])
+    return summarise(label, "1 (default build)", rows[1:])
 
 
 def main(argv=None) -> int:
@@ -170,8 +170,12 @@ def main(argv=None) -> int:
         print(results[-1], flush=True)
 
     if args.earshot.is_file():
-        results.append(time_tract(args.earshot, args.bundle, audio, "1 (default build)"))
+        results.append(time_tract(args.earshot, args.bundle, audio, "tract (earshot)", cache="off"))
         print(results[-1], flush=True)
+        if "decoder_cached" in manifest:
+            label = "tract (earshot), key/value-cached decoder"
+            results.append(time_tract(args.earshot, args.bundle, audio, label))
+            print(results[-1], flush=True)
     else:
         print(f"warning: {args.earshot} not found, tract row skipped", file=sys.stderr)
 
@@ -198,7 +202,8 @@ def main(argv=None) -> int:
         f"heads), converted from `{args.checkpoint.name}` (random-init weights in the published layout; "
         "the compute is that of the real checkpoints).",
         f"- Work per window: log-mel of 10 s (1001 frames), encoder [1,64,1001] -> [1,32,1408], beam 3 "
-        f"(constant-width, as the authors') over {mem_len} memory frames, the whole prefix re-run per step. "
+        f"(constant-width, as the authors') over {mem_len} memory frames, the whole prefix re-run per step "
+        "(except in the key/value-cached row: bundle converted with `--cached-decoder`). "
         "Random-init weights never emit `<end>`, so every search runs the maximum 20 steps (worst case; "
         "trained checkpoints stop after about 8-12 tokens).",
         f"- Machine: {cpu}, {all_threads} cores, shared with other jobs: load average {load_before:.1f} "
@@ -235,6 +240,14 @@ def main(argv=None) -> int:
             f"{p1['encoder_ms']:.0f} ms. "
             "The decoder re-runs the whole prefix for 3 hypotheses at each of 20 steps (no key/value "
             "cache), which is why it costs more than the encoder here.",
+        ]
+    kv = by.get(("tract (earshot), key/value-cached decoder", "1 (default build)"))
+    if tr and kv:
+        lines += [
+            "",
+            f"With the key/value-cached decoder (same token ids) tract's beam search takes "
+            f"{kv['decoder_ms']:.0f} ms instead of {tr['decoder_ms']:.0f} ms: {kv['total_ms']:.0f} ms per "
+            "10 s clip in all.",
         ]
     lines += ["", "Command:", "", "```", cmd, "```", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
