@@ -10,7 +10,8 @@ bundle. One run on one machine, same ONNX files, same audio (one WAV written her
   ``decoder.onnx``, the ``earshot_train.frontend.logmel`` front end and ``earshot_train.search``;
 - PyTorch eager (1 thread and all cores), only where ``train/`` can rebuild the module (no ONNX-to-torch
   conversion):  ``--torch tiny`` (the seeded golden bundle, rebuilt from its manifest's provenance),
-  ``--torch effb2:CHECKPOINT_DIR`` (the paper's student via ``convert_wsntxxn``), or
+  ``--torch effb2:CHECKPOINT_DIR`` (the paper's student via ``convert_wsntxxn``),
+  ``--torch run:train/runs/EXP/ckpt/best.pt`` (a trained student from its train/ checkpoint), or
   ``--torch module:PKG.MOD:FUNC`` where ``FUNC(bundle_dir) -> (encode, step)`` returns numpy callables
   ``encode(mel [1, n_mels, frames]) -> memory [1, T, D]`` and ``step(tokens, memory) -> logits`` (for the
   trained student / teacher once their checkpoints exist).
@@ -174,6 +175,17 @@ def torch_tiny(bundle: Path, manifest: dict) -> tuple[Encode, Step]:
     return _torch_fns(model)
 
 
+def torch_run(ckpt: Path) -> tuple[Encode, Step]:
+    """A train/ run checkpoint (``train/runs/EXP/ckpt/best.pt``): the student or teacher module."""
+    import torch
+    from earshot_train.trainer import build_model
+
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    model = build_model(ck["config"], len(ck["vocab"]))
+    model.load_state_dict(ck["model"])
+    return _torch_fns(model.eval())
+
+
 def torch_effb2(ckpt: Path) -> tuple[Encode, Step]:
     from earshot_train import convert_wsntxxn as cw
 
@@ -187,6 +199,8 @@ def torch_engine(spec: str, bundle: Path, manifest: dict) -> tuple[Encode, Step]
         return None
     if spec == "tiny":
         return torch_tiny(bundle, manifest)
+    if spec.startswith("run:"):
+        return torch_run(Path(spec.split(":", 1)[1]))
     if spec.startswith("effb2:"):
         return torch_effb2(Path(spec.split(":", 1)[1]))
     if spec.startswith("module:"):
@@ -322,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--torch",
         default="none",
-        help="none | tiny | effb2:CKPT_DIR | module:PKG.MOD:FUNC",
+        help="none | tiny | effb2:CKPT_DIR | run:CKPT.pt | module:PKG.MOD:FUNC",
     )
     ap.add_argument("--earshot", type=Path, default=REPO / "target/release/earshot")
     ap.add_argument("--windows", type=int, default=8, help="measured windows per engine")
