@@ -85,6 +85,13 @@ check_one() {
         ./usr/share/earshot/models/default/manifest.json ./usr/share/doc/earshot/README.md; do
         grep -qx -- "$path" <<<"$listing" && pass "$name: ships $path" || bad "$name: lacks $path"
     done
+    # Every file of the model directory travels (the model card carries the data attributions).
+    local f
+    for f in models/default/*; do
+        [[ -f "$f" ]] || continue
+        grep -qx -- "./usr/share/earshot/$f" <<<"$listing" && pass "$name: ships $f" \
+            || bad "$name: lacks $f (in models/default/ of this tree)"
+    done
     unit="$(grep -E '^\./(usr/)?lib/systemd/system/earshot\.service$' <<<"$listing" || true)"
     [[ -n "$unit" ]] && pass "$name: ships $unit" || bad "$name: lacks the systemd unit"
 
