@@ -313,8 +313,13 @@ impl TractBackend {
         }
         let decoder_params = count_params(&typed);
         // Input positions after into_typed keep the ONNX order.
+        // With a key/value-cached decoder the full-prefix plan is never run: skip optimising it
+        // (start-up time and resident memory; docs/performance.md).
+        let cached =
+            super::cached::CachedDecoder::load_if_present(dir, dec.vocab_size, memory_shape[2])
+                .context("decoder_cached")?;
         let symbolic = match mode {
-            DecoderMode::Symbolic => Some(
+            DecoderMode::Symbolic if cached.is_none() => Some(
                 typed
                     .clone()
                     .into_optimized()
@@ -322,7 +327,7 @@ impl TractBackend {
                     .with_context(|| format!("{}: cannot optimise the decoder", dec.file))?
                     .into_runnable()?,
             ),
-            DecoderMode::PerShape => None,
+            DecoderMode::Symbolic | DecoderMode::PerShape => None,
         };
         log::debug!(
             "decoder ({mode:?}) prepared in {:.0} ms",
@@ -343,12 +348,7 @@ impl TractBackend {
             },
             decoder_params,
             vocab: dec.vocab_size,
-            cached: super::cached::CachedDecoder::load_if_present(
-                dir,
-                dec.vocab_size,
-                memory_shape[2],
-            )
-            .context("decoder_cached")?,
+            cached,
         };
         Ok(backend)
     }
