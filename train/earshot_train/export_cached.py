@@ -14,6 +14,7 @@ Old bundles keep working: a runtime that does not know ``decoder_cached`` uses `
 
     python -m earshot_train.export_cached BUNDLE --tiny            # the seeded golden tiny model
     python -m earshot_train.export_cached BUNDLE --effb2 CKPT_DIR  # the paper's student
+    python -m earshot_train.export_cached BUNDLE --run CONFIG      # a trained teacher or student
 """
 
 from __future__ import annotations
@@ -219,9 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--tiny", action="store_true", help="the seeded golden tiny model (from its provenance)")
     g.add_argument("--effb2", type=Path, metavar="CKPT_DIR", help="the paper's student checkpoint")
+    g.add_argument("--run", type=Path, metavar="CONFIG", help="a trained experiment (its best checkpoint)")
     args = ap.parse_args(argv)
     if args.tiny:
         decoder = _tiny_decoder(args.bundle)
+    elif args.run:
+        from earshot_train import trainer
+        from earshot_train.config import load_config
+
+        decoder = trainer.load_trained(load_config(args.run), "best")[0].decoder
     else:
         from earshot_train import convert_wsntxxn as cw
 
