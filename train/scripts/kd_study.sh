@@ -25,6 +25,7 @@ for split in test_single test_mix; do
   python -m earshot_train eval --config "$K/teacher.toml" --split "$split"
 done
 python -m earshot_train export --config "$K/teacher.toml"
+python -m earshot_train.export_cached train/runs/kd-teacher/bundle --run "$K/teacher.toml"
 
 student() {
   local cfg=$1
@@ -33,9 +34,17 @@ student() {
     python -m earshot_train eval --config "$cfg" --split "$split"
   done
   python -m earshot_train export --config "$cfg"
+  local name
+  name=$(python -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["experiment"]["name"])' "$cfg")
+  python -m earshot_train.export_cached "train/runs/$name/bundle" --run "$cfg"
 }
 export -f student
 ls "$K"/student-*.toml | xargs -P "$JOBS" -I{} bash -c 'student {}'
 
 cargo build --release
-python -m earshot_train.results
+python -m earshot_train.results --input "${EARSHOT_CACHE:-train/cache}/corpus/default/audio/test_mix/test_mix-bed-00000.wav"
+
+# the shipped default: the seq-KD + contrastive student with all labels
+rm -rf models/default && cp -r train/runs/kd-student-infonce-100/bundle models/default
+python -m earshot_train.export_cached models/default --run "$K/student-infonce-100.toml"
+python -m earshot_train.model_card --config "$K/student-infonce-100.toml" --bundle models/default
