@@ -22,16 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from earshot_train.export import _export
 from earshot_train.models.decoder import Attention, CaptionDecoder
-
-OPSET = 17
 
 
 def _heads(att: Attention, x: torch.Tensor, part: int) -> torch.Tensor:
@@ -84,21 +82,6 @@ class DecoderStep(nn.Module):
             x = layer.norm3(x + layer.linear2(torch.relu(layer.linear1(x))))
         logits = dec.classifier(x)[:, 0, :]
         return logits, torch.stack(new_k), torch.stack(new_v)
-
-
-def _export(module, args, path: Path, inputs, outputs, dynamic) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            args,
-            str(path),
-            input_names=inputs,
-            output_names=outputs,
-            dynamic_axes=dynamic,
-            opset_version=OPSET,
-            dynamo=False,
-        )
 
 
 def cached_search_logits(decoder: CaptionDecoder, memory: torch.Tensor, tokens: list[int]) -> torch.Tensor:
