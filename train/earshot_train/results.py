@@ -215,6 +215,7 @@ def collect(
     names = [(TEACHER, "teacher (mn04 + large decoder)", "100")]
     names += [(f"kd-student-{r}-{f}", label, f) for f in FRACTIONS for r, label in ROWS]
     out = []
+    globals_: dict[str, Any] = {}
     manifest: dict[str, dict[str, Any]] | None = None
     for exp, label, frac in names:
         rdir = runs / exp
@@ -236,6 +237,16 @@ def collect(
             _, rows = trainer.corpus_info(cfg)
             manifest = {r["id"]: r for r in rows}
         rec["ran"] = True
+        if "corpus" not in globals_:
+            cdir, _ = trainer.corpus_info(cfg)
+            info = json.loads((cdir / "corpus_info.json").read_text())
+            globals_["corpus"] = {
+                "name": info["name"],
+                "builder_version": info.get("builder_version", 1),
+                "counts": {
+                    k: sum(v.values()) if isinstance(v, dict) else v for k, v in info["counts"].items()
+                },
+            }
         rec["single"] = split_scores(single, manifest)
         rec["mix"] = split_scores(mix, manifest)
         rec["epochs"] = cfg["optim"]["epochs"]
@@ -260,6 +271,8 @@ def collect(
         if ts:
             rec["time"]["passes"] = len(ts)
         rec.pop("bundle", None)
+    for rec in out:
+        rec["corpus"] = globals_.get("corpus")
     return out
 
 
@@ -280,6 +293,14 @@ def render(recs: list[dict[str, Any]], cmdline: str) -> str:
         "(Stanford CoreNLP, a BERT model) and are unavailable offline: not reported.",
         "",
     ]
+    corpus = next((r["corpus"] for r in recs if r.get("corpus")), None)
+    if corpus:
+        lines += [
+            f"Corpus `{corpus['name']}` (builder version {corpus['builder_version']}), clips per split: "
+            + ", ".join(f"{k} {v}" for k, v in corpus["counts"].items())
+            + ". Every row uses the same corpus, vocabulary (the teacher's) and seed.",
+            "",
+        ]
     for split, title in (("single", "held-out single clips"), ("mix", "held-out mixtures")):
         lines += [f"## Caption quality — {title}", ""]
         head = "| model | labels | " + " | ".join(h for _, h in METRICS) + " | source acc. |"
@@ -365,6 +386,53 @@ def _compare(what: str, a: dict[str, Any], b: dict[str, Any]) -> str:
     )
 
 
+def answers(recs: list[dict[str, Any]]) -> list[str]:
+    """The study's two questions, answered from the rows (and where the answer disagrees with the paper)."""
+    out = ["", "### Answers", ""]
+    for name, label in (("infonce", "contrastive"), ("mse", "MSE")):
+        verdicts = []
+        for frac in FRACTIONS:
+            seq, r = _get(recs, "seqkd", frac), _get(recs, name, frac)
+            if seq and r:
+                d = _cider(r) - _cider(seq)
+                verdicts.append(f"{'helps' if d > 0 else 'hurts'} at {frac} % labels ({d:+.3f} CIDEr-D)")
+        if verdicts:
+            out.append(
+                f"- Does {label} encoder-level KD help (on top of seq-KD)? It " + "; ".join(verdicts) + "."
+            )
+    full_m, q_m = _get(recs, "mse", "100"), _get(recs, "mse", "25")
+    full_c, q_c = _get(recs, "infonce", "100"), _get(recs, "infonce", "25")
+    if full_m and q_m and full_c and q_c:
+        keep_m, keep_c = _cider(q_m) / _cider(full_m), _cider(q_c) / _cider(full_c)
+        same = keep_c > keep_m and _cider(q_c) > _cider(q_m)
+        out.append(
+            f"- Is contrastive more robust than MSE with 25 % of the labels? "
+            f"{'Yes' if same else 'No'}: at 25 % contrastive reaches {_cider(q_c):.3f} mean CIDEr-D vs MSE "
+            f"{_cider(q_m):.3f}, and keeps {100 * keep_c:.1f} % of its full-label score vs "
+            f"{100 * keep_m:.1f} % "
+            f"— {'as' if same else 'unlike what'} the paper claims."
+        )
+    for frac in FRACTIONS:
+        base, seq = _get(recs, "nokd", frac), _get(recs, "seqkd", frac)
+        if base and seq and _cider(seq) < _cider(base):
+            d_src = seq["single"]["source_accuracy"] - base["single"]["source_accuracy"]
+            out.append(
+                f"- Disagreement with the paper: at {frac} % labels sequence-level KD alone lowers mean"
+                f" CIDEr-D ({_cider(base):.3f} → {_cider(seq):.3f}); single-clip source accuracy changes by"
+                f" {100 * d_src:+.1f} points. A possible cause: the students copy the teacher's wording,"
+                " which differs from the template references that CIDEr-D rewards."
+            )
+        mse = _get(recs, "mse", frac)
+        if seq and mse and _cider(mse) < _cider(seq):
+            out.append(
+                f"- Disagreement with the paper: at {frac} % labels MSE encoder KD makes the student worse"
+                f" than seq-KD alone ({_cider(seq):.3f} → {_cider(mse):.3f} mean CIDEr-D). A possible cause:"
+                " regressing the teacher's 384-d mn04 embedding exactly is a hard target for a much smaller"
+                " encoder, while the contrastive loss only asks for the right neighbours."
+            )
+    return out
+
+
 def findings(recs: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list[str]:
     """Comparisons between rows (mean CIDEr-D over the two held-out sets, and source accuracy)."""
     out = []
@@ -385,6 +453,7 @@ def findings(recs: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list
                 f"- {name}: with 25 % of the labels it keeps "
                 f"{100 * _cider(quarter) / max(_cider(full), 1e-9):.1f} % of its 100 %-label mean CIDEr-D."
             )
+    out += answers(recs)
     missing = [r["exp"] for r in recs if not r["ran"]]
     if missing:
         out.append(
