@@ -39,7 +39,7 @@ from torch import nn
 
 from earshot_train import search
 from earshot_train.audio_io import load_audio
-from earshot_train.frontend import FrontendSpec, logmel, mel_filterbank, n_frames, window
+from earshot_train.frontend import STUDENT_SPEC, FrontendSpec, logmel, mel_filterbank, n_frames, window
 from earshot_train.models.captioner import Captioner
 from earshot_train.models.decoder import CaptionDecoder, DecoderConfig, LastLogits
 from earshot_train.models.effb2 import TIME_STRIDE, EfficientNetB2Encoder, memory_len_for_samples
@@ -57,30 +57,10 @@ HF_REPOS = {
     4368: ("wsntxxn/effb2-trm-clotho-captioning", "wsntxxn/clotho-simple-tokenizer"),
 }
 
-# torchaudio MelSpectrogram(16 kHz, n_fft=win=512, hop=160, n_mels=64) + AmplitudeToDB(top_db=120).
-EFFB2_SPEC = FrontendSpec(
-    sample_rate=16000,
-    preemphasis=0.0,
-    n_fft=512,
-    win_length=512,
-    hop_length=160,
-    window="hann_periodic",
-    center=True,
-    pad_mode="reflect",
-    power=2.0,
-    n_mels=64,
-    f_min=0.0,
-    f_max=8000.0,
-    mel_scale="htk",
-    mel_norm="none",
-    log="db",
-    log_offset=1e-5,
-    amin=1e-10,
-    db_ref=1.0,
-    top_db=120.0,
-    norm_add=0.0,
-    norm_div=1.0,
-)
+# torchaudio MelSpectrogram(16 kHz, n_fft=win=512, hop=160, n_mels=64) + AmplitudeToDB(top_db=120):
+# exactly earshot's student front end (the paper's); the checkpoint's stored filterbank and window are
+# checked against it on every conversion.
+EFFB2_SPEC = STUDENT_SPEC
 MIN_SAMPLES = (TIME_STRIDE - 1) * EFFB2_SPEC.hop_length  # memory_len >= 1 from here on
 
 
