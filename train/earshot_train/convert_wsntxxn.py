@@ -26,7 +26,6 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -39,6 +38,7 @@ from torch import nn
 
 from earshot_train import search
 from earshot_train.audio_io import load_audio
+from earshot_train.export import git_commit
 from earshot_train.frontend import STUDENT_SPEC, FrontendSpec, logmel, mel_filterbank, n_frames, window
 from earshot_train.models.captioner import Captioner
 from earshot_train.models.decoder import CaptionDecoder, DecoderConfig, LastLogits
@@ -422,20 +422,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _model_card(
     name: str, config: dict[str, Any], weights: Path, vocab_src: str, manifest: dict[str, Any]
 ) -> str:
@@ -546,7 +532,7 @@ def convert(
             "parameters_inference": n_params,
             "frontend_buffers_vs_spec": fe_diff,
             "exporter": f"torch {torch.__version__} torch.onnx.export(dynamo=False) opset {OPSET}",
-            "git_commit": _git_commit(),
+            "git_commit": git_commit(),
             "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         "licences": [
