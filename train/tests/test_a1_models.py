@@ -112,31 +112,8 @@ def test_student_cnn_shapes_and_errors():
         StudentCNN(StudentCNNConfig(channels=[]))
 
 
-def conv_linear_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of every Conv/Linear layer for one forward pass (counted with hooks)."""
-    total = 0
-
-    def hook(mod, inp, out):
-        nonlocal total
-        if isinstance(mod, torch.nn.Conv2d):
-            k = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
-            total += out.numel() * k
-        else:
-            total += out.numel() * mod.in_features
-
-    hs = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
-    ]
-    with torch.no_grad():
-        model(x)
-    for h in hs:
-        h.remove()
-    return total
-
-
 def test_default_student_is_smaller_and_cheaper_than_mn04_teacher():
+    from earshot_train.results import count_macs
     from earshot_train.teacher.mn04 import MN04
 
     torch.manual_seed(0)
@@ -145,8 +122,8 @@ def test_default_student_is_smaller_and_cheaper_than_mn04_teacher():
     n_s = sum(p.numel() for p in student.parameters())
     n_t = sum(p.numel() for p in teacher.features.parameters())
     assert 100_000 < n_s < n_t / 2, (n_s, n_t)
-    macs_s = conv_linear_macs(student, torch.randn(1, 64, 1001))  # 10 s at the student front end
-    macs_t = conv_linear_macs(teacher.features, torch.randn(1, 1, 128, 1000))  # 10 s at mn04's
+    macs_s = count_macs(student, torch.randn(1, 64, 1001))  # 10 s at the student front end
+    macs_t = count_macs(teacher.features, torch.randn(1, 1, 128, 1000))  # 10 s at mn04's
     assert macs_s < macs_t / 2, (macs_s, macs_t)
 
 
