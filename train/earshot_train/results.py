@@ -215,7 +215,7 @@ def collect(
     names = [(TEACHER, "teacher (mn04 + large decoder)", "100")]
     names += [(f"kd-student-{r}-{f}", label, f) for f in FRACTIONS for r, label in ROWS]
     out = []
-    globals_: dict[str, Any] = {}
+    corpus: dict[str, Any] | None = None
     manifest: dict[str, dict[str, Any]] | None = None
     for exp, label, frac in names:
         rdir = runs / exp
@@ -233,14 +233,12 @@ def collect(
             out.append(rec)
             continue
         cfg = load_config(cfg_path, [f"experiment.runs_dir={runs}"])
-        if manifest is None:
-            _, rows = trainer.corpus_info(cfg)
-            manifest = {r["id"]: r for r in rows}
         rec["ran"] = True
-        if "corpus" not in globals_:
-            cdir, _ = trainer.corpus_info(cfg)
+        if manifest is None:  # the corpus (one for every row) is read once
+            cdir, rows = trainer.corpus_info(cfg)
+            manifest = {r["id"]: r for r in rows}
             info = json.loads((cdir / "corpus_info.json").read_text())
-            globals_["corpus"] = {
+            corpus = {
                 "name": info["name"],
                 "builder_version": info.get("builder_version", 1),
                 "counts": {
@@ -272,7 +270,7 @@ def collect(
             rec["time"]["passes"] = len(ts)
         rec.pop("bundle", None)
     for rec in out:
-        rec["corpus"] = globals_.get("corpus")
+        rec["corpus"] = corpus
     return out
 
 
