@@ -13,6 +13,7 @@ Sections (all optional except where a command needs them; see ``train/configs/*.
   ``[model.tcn]``, ``[model.effb2]``, ``[model.decoder]``
 - ``[loss]`` ce, seq_kd, enc_mse, enc_infonce (weights), label_smoothing, seq_kd_label_smoothing,
   proj_dim, temperature, max_logit_scale
+- ``[augment]`` time_masks, time_width, freq_masks, freq_width (SpecAugment on student inputs; 0 = off)
 - ``[optim]`` lr, weight_decay, batch_size, epochs, max_steps, warmup_steps, grad_clip (validation: per epoch)
 - ``[search]`` beam, max_len, length_norm
 - ``[export]`` name, window_seconds, hop_seconds
@@ -70,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
         "temperature": 0.07,
         "max_logit_scale": 100.0,
     },
+    "augment": {"time_masks": 0, "time_width": 0, "freq_masks": 0, "freq_width": 0},
     "optim": {
         "lr": 5e-4,
         "weight_decay": 1e-6,

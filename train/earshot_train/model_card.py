@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from earshot_train import augment
 from earshot_train.captions import names_all_sources
 from earshot_train.shared import REPO_ROOT
 
@@ -34,6 +35,16 @@ def render(
     cfg: dict[str, Any], bundle: Path, info: dict[str, Any], evals: dict[str, Any], rows, results
 ) -> str:
     man = json.loads((bundle / "manifest.json").read_text())
+    dec = cfg["model"]["decoder"]
+    tcn_ch = "/".join(str(c) for c in cfg["model"].get("tcn", {}).get("channels", [])) or "?"
+    lw = cfg["loss"]
+    losses = ["caption cross-entropy"] if lw["ce"] else []
+    if lw["seq_kd"]:
+        losses.append("sequence-level KD (the teacher's beam captions, also on audio-only clips)")
+    if lw["enc_infonce"]:
+        losses.append("contrastive (InfoNCE) encoder-level KD from the teacher's clip embeddings")
+    if lw["enc_mse"]:
+        losses.append("MSE encoder-level KD on the teacher's clip embeddings")
     size = sum(f.stat().st_size for f in bundle.iterdir() if f.suffix == ".onnx")
     lines = [
         f"# Model card: {man['name']}",
@@ -42,12 +53,14 @@ def render(
         "",
         "## What it is",
         "",
-        f"- A student from the KD study of `train/RESULTS.md` (experiment `{cfg['experiment']['name']}`):",
-        "  a temporal CNN encoder (1-D convolutions over 64 log-mel bins, 32x time reduction) and the",
-        "  paper's decoder (2-layer Transformer, d_model 256, 4 heads, FFN 1024, tied word embedding),",
-        "  trained with caption cross-entropy, sequence-level KD (the teacher's beam-3 captions, also on",
-        "  audio-only clips) and contrastive (InfoNCE) encoder-level KD from the teacher's clip embeddings",
-        "  — the recipe of Xu et al., Interspeech 2024.",
+        f"- A student from `train/RESULTS.md` (experiment `{cfg['experiment']['name']}`):",
+        f"  a temporal CNN encoder (1-D convolutions over 64 log-mel bins, {tcn_ch} channels) and a",
+        f"  {dec['n_layers']}-layer Transformer decoder (d_model {dec['d_model']}, {dec['n_heads']} heads,"
+        f" FFN {dec['ffn_dim']}, tied word embedding),",
+        "  trained with "
+        + ", ".join(losses)
+        + " — the recipe of Xu et al., Interspeech 2024"
+        + (", with SpecAugment masks on the student input." if augment.enabled(cfg["augment"]) else "."),
         "- Teacher: AudioSet-pretrained EfficientAT mn04_as (frozen) + a larger Transformer decoder.",
         f"- Input: {man['window_seconds']} s windows of 16 kHz mono audio (front end in `manifest.json`);",
         f"  beam {man['search']['beam']}, at most {man['search']['max_len']} tokens; vocabulary of"

@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from earshot_train import dist, search
+from earshot_train import augment, dist, search
 from earshot_train.config import corpus_table, dumps, run_dir
 from earshot_train.frontend import STUDENT_SPEC, FrontendSpec, logmel
 from earshot_train.losses import KDLoss, caption_ce
@@ -237,12 +237,17 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 class TrainModule(nn.Module):
     """Captioner + loss heads behind one forward (what DDP wraps)."""
 
-    def __init__(self, captioner: Captioner, loss: KDLoss):
+    def __init__(self, captioner: Captioner, loss: KDLoss, augment_cfg: dict[str, Any] | None = None):
         super().__init__()
         self.captioner, self.loss = captioner, loss
+        self.augment_cfg = augment_cfg or {}
+        augment.validate(self.augment_cfg)
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        enc = self.captioner.encode(batch["x"])
+        x = batch["x"]
+        if self.captioner.training and augment.enabled(self.augment_cfg):
+            x = augment.spec_augment(x, self.augment_cfg)
+        enc = self.captioner.encode(x)
         mem = enc["memory"]
         kw: dict[str, Any] = {}
         w = self.loss.w
@@ -461,7 +466,10 @@ def _train(cfg: dict[str, Any], resume: bool, device: torch.device, rank: int, w
     seed_everything(seed)
     captioner = build_model(cfg, len(run.tok)).to(device)
     loss = KDLoss(cfg["loss"], captioner.encoder.out_dim, run.teacher_dim()).to(device)
-    module = TrainModule(captioner, loss)
+    aug = cfg["augment"]
+    if run.kind != "student" and augment.enabled(aug):
+        raise ValueError("config: [augment] masks student log-mel inputs; the teacher run does not take it")
+    module = TrainModule(captioner, loss, aug if run.kind == "student" else {})
     wrapped: nn.Module = module
     if world > 1:
         wrapped = nn.parallel.DistributedDataParallel(

@@ -1,0 +1,25 @@
+# Shared steps of train/scripts/kd_study.sh and train/scripts/ship_student.sh (sourced, not run).
+export OMP_NUM_THREADS=1 # one thread per process: oversubscribed OpenMP threads were 8x slower here
+
+# the experiment name of a config
+exp_name() {
+  python -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["experiment"]["name"])' "$1"
+}
+
+# --resume when a checkpoint of the experiment exists (runs are resumable; each epoch is checkpointed)
+resume() {
+  if [ -f "train/runs/$(exp_name "$1")/ckpt/last.pt" ]; then echo --resume; fi
+}
+
+# train a student config, evaluate it on the given splits, export its bundle with the KV-cached decoder
+student() {
+  local cfg=$1 split
+  shift
+  python -m earshot_train student --config "$cfg" $(resume "$cfg")
+  for split in "$@"; do
+    python -m earshot_train eval --config "$cfg" --split "$split"
+  done
+  python -m earshot_train export --config "$cfg"
+  python -m earshot_train.export_cached "train/runs/$(exp_name "$cfg")/bundle" --run "$cfg"
+}
+export -f exp_name resume student
