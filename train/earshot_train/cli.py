@@ -4,7 +4,7 @@ Commands: corpus (build the captioned corpus), teacher (cache mn04 features, tra
 write its beam captions + embeddings for KD), student (train a student with the configured losses), eval
 (decode a split and score it), export (ONNX bundle + parity check), golden (runtime golden files),
 convert (the paper's released effb2-trm checkpoint -> bundle: ``--checkpoint DIR --tokenizer FILE
---out DIR``).
+--out DIR``), quantize (an int8 copy of a bundle: ``--bundle DIR --out DIR [--mode dynamic|static]``).
 Multi-GPU: ``torchrun --nproc_per_node N -m earshot_train student --config ...``.
 """
 
@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="convert the paper's released effb2-trm checkpoint to a bundle")
     convert_arguments(p)
+    from earshot_train.quantize import add_arguments as quantize_arguments
+
+    p = sub.add_parser("quantize", help="write an int8 copy of a bundle (onnxruntime.quantization)")
+    quantize_arguments(p)
     return ap
 
 
@@ -86,6 +90,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from earshot_train.convert_wsntxxn import run as convert_run
 
         return convert_run(args)
+    if args.cmd == "quantize":
+        from earshot_train.quantize import run as quantize_run
+
+        return quantize_run(args)
     if args.cmd == "golden":
         from earshot_train import golden
 
