@@ -1,7 +1,7 @@
 """Write the MODEL_CARD.md of a shipped bundle from its run, its evaluations and the corpus attribution.
 
-    python -m earshot_train.model_card --config train/configs/kd/student-infonce-100.toml \
-        --bundle models/default [--results train/RESULTS.json]
+    python -m earshot_train.model_card --config train/configs/ship/student-infonce-long.toml \
+        --bundle models/default [--results train/RESULTS.json] [--int8 docs/int8.json]
 
 Every number comes from the run's logged evaluation files; nothing is typed by hand.
 """
@@ -31,8 +31,24 @@ def per_source(ev: dict[str, Any], rows: dict[str, dict[str, Any]]) -> dict[str,
     return {k: (v[0], v[1]) for k, v in sorted(acc.items())}
 
 
+def int8_line(name: str, report: dict[str, Any] | None) -> str:
+    """What the int8 report (``earshot_train.int8_report``) decided for this bundle, or that none exists."""
+    if not report or report.get("bundle_name") != name:
+        return "int8: not measured for this bundle (run `python -m earshot_train.int8_report`)."
+    d = report["decision"]
+    if d.get("ship_int8"):
+        return f"int8 variant `{d['variant']}` meets the shipping rule (`docs/int8.md`)."
+    return f"No int8 variant is shipped — {d['because']} (`docs/int8.md`)."
+
+
 def render(
-    cfg: dict[str, Any], bundle: Path, info: dict[str, Any], evals: dict[str, Any], rows, results
+    cfg: dict[str, Any],
+    bundle: Path,
+    info: dict[str, Any],
+    evals: dict[str, Any],
+    rows,
+    results,
+    int8: dict[str, Any] | None = None,
 ) -> str:
     man = json.loads((bundle / "manifest.json").read_text())
     dec = cfg["model"]["decoder"]
@@ -65,9 +81,7 @@ def render(
         f"- Input: {man['window_seconds']} s windows of 16 kHz mono audio (front end in `manifest.json`);",
         f"  beam {man['search']['beam']}, at most {man['search']['max_len']} tokens; vocabulary of"
         f" {man['decoder']['vocab_size']} words.",
-        f"- Files: f32 ONNX, {size / 1e6:.1f} MB. No int8 variant is shipped: it was not built and",
-        "  measured in this study, and tract's int8 has been slower than f32 on x86 and Cortex-A53",
-        "  (see the field notes).",
+        f"- Files: f32 ONNX, {size / 1e6:.1f} MB. " + int8_line(man["name"], int8),
         f"- Trained for {cfg['optim']['epochs']} epochs on a 2-core CPU.",
         "",
         "## Quality on held-out audio",
@@ -139,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", required=True)
     p.add_argument("--bundle", required=True)
     p.add_argument("--results", default=str(REPO_ROOT / "train" / "RESULTS.json"))
+    p.add_argument("--int8", default=str(REPO_ROOT / "docs" / "int8.json"), help="int8_report output")
     a = p.parse_args(argv)
     cfg = load_config(a.config)
     cdir, rows = trainer.corpus_info(cfg)
@@ -152,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         evals[split] = json.loads(f.read_text())
     results = Path(a.results).is_file()
     bundle = Path(a.bundle)
-    text = render(cfg, bundle, info, evals, {r["id"]: r for r in rows}, results)
+    int8 = json.loads(Path(a.int8).read_text()) if Path(a.int8).is_file() else None
+    text = render(cfg, bundle, info, evals, {r["id"]: r for r in rows}, results, int8)
     (bundle / "MODEL_CARD.md").write_text(text)
     print(f"wrote {bundle / 'MODEL_CARD.md'}")
     return 0
