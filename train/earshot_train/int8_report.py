@@ -4,7 +4,11 @@
         [--out-md docs/int8.md] [--work DIR] [--variants dynamic-u8u8,static-u8u8,...]
 
 1. Quantizes the bundle into every variant of ``--variants`` (``earshot_train.quantize``; the static ones
-   share one calibration pass on ``--calib-clips`` train clips).
+   share one calibration pass on ``--calib-clips`` train clips). A variant is ``<mode>-<act><weight>``
+   (every graph int8) or ``<mode>-<act><weight>-<graphs>`` with ``graphs`` = ``encoder`` (int8 encoder,
+   float32 decoders) or ``decoders`` (the reverse): ``quantize --graphs``. The default list has every
+   all-graphs variant and the static encoder-only ones (the static int8 encoder was the one graph that
+   ran faster than f32 in tract); every variant goes through the same steps 2-6 and the same rule.
 2. Loads each one in the Rust runtime (``earshot caption --model V samples/woman-speaks.wav``); a variant
    tract rejects is recorded with the exact error and left out of the rest.
 3. Quality: decodes ``test_single`` and ``test_mix`` with onnxruntime on the bundle's own ONNX graphs
@@ -54,20 +58,44 @@ from earshot_train import quantize as Q
 
 REPO = Path(__file__).resolve().parents[2]
 SPLITS = ("test_single", "test_mix")
-VARIANTS = ("dynamic-u8u8", "dynamic-u8s8", "static-u8u8", "static-s8s8", "static-u8s8")
+VARIANTS = (
+    "dynamic-u8u8",
+    "dynamic-u8s8",
+    "static-u8u8",
+    "static-s8s8",
+    "static-u8s8",
+    "static-u8u8-encoder",
+    "static-s8s8-encoder",
+    "static-u8s8-encoder",
+)
 CIDER_TOL = 0.01
+PARTIAL = tuple(g for g in Q.GRAPH_SETS if g != "all")  # variant-name suffixes
+
+
+def variant_parts(name: str) -> tuple[str, str, str, str]:
+    """``static-u8s8-encoder`` -> (mode, activation type, weight type, graphs); no suffix = ``all``."""
+    parts = name.split("-")
+    if len(parts) not in (2, 3) or len(parts[1]) != 4:
+        raise ValueError(f"bad variant {name!r} (e.g. dynamic-u8u8, static-s8s8, static-u8u8-encoder)")
+    mode, act, wt = parts[0], parts[1][:2], parts[1][2:]
+    graphs = parts[2] if len(parts) == 3 else "all"
+    if (
+        mode not in Q.MODES
+        or act not in Q.TYPES
+        or wt not in Q.TYPES
+        or (mode == "dynamic" and act != "u8")
+        or (len(parts) == 3 and graphs not in PARTIAL)
+    ):
+        raise ValueError(
+            f"bad variant {name!r}: <dynamic-u8|static-u8|static-s8><u8|s8>[-{'|-'.join(PARTIAL)}], "
+            f"e.g. {', '.join(VARIANTS)}"
+        )
+    return mode, act, wt, graphs
 
 
 def parse_variant(name: str) -> tuple[str, str, str]:
-    """``dynamic-u8s8`` -> (mode, activation type, weight type)."""
-    try:
-        mode, types = name.split("-")
-        act, wt = types[:2], types[2:]
-    except ValueError:
-        raise ValueError(f"bad variant {name!r} (e.g. dynamic-u8u8, static-s8s8)") from None
-    if mode not in Q.MODES or act not in Q.TYPES or wt not in Q.TYPES or (mode == "dynamic" and act != "u8"):
-        raise ValueError(f"bad variant {name!r}: known forms {', '.join(VARIANTS)}")
-    return mode, act, wt
+    """``dynamic-u8s8`` -> (mode, activation type, weight type); see :func:`variant_parts` for the graphs."""
+    return variant_parts(name)[:3]
 
 
 def _cmd(args: list[str | Path]) -> str:
@@ -288,7 +316,7 @@ def report(args: argparse.Namespace, log=print) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in variants:
-        parse_variant(v)
+        variant_parts(v)
     runtime_path = "cached" if manifest.get("decoder_cached") else "full"
     paths = ["full", "cached"] if runtime_path == "cached" else ["full"]
     res: dict[str, Any] = {
@@ -313,7 +341,7 @@ def report(args: argparse.Namespace, log=print) -> dict[str, Any]:
     bundles: dict[str, Path] = {"f32": bundle}
     feeds = None
     for v in variants:
-        mode, act, wt = parse_variant(v)
+        mode, act, wt, graphs = variant_parts(v)
         out = work / v
         if mode == "static" and feeds is None:
             feats, ids = Q.calibration_features(manifest, corpus, args.calib_clips)
@@ -322,17 +350,19 @@ def report(args: argparse.Namespace, log=print) -> dict[str, Any]:
             res["calibration"] = {"split": "train", "clips": ids}
         t0 = time.time()
         prec = Q.quantize_bundle(
-            bundle, out, mode, wt, act, feeds=feeds if mode == "static" else None, log=log
+            bundle, out, mode, wt, act, feeds=feeds if mode == "static" else None, log=log, graphs=graphs
         )
         cmd = ["python", "-m", "earshot_train", "quantize", "--bundle", bundle, "--out", out, "--mode", mode]
         cmd += ["--weight-type", wt] + (
             ["--activation-type", act, "--calib-clips", args.calib_clips] if mode == "static" else []
         )
+        cmd += ["--graphs", graphs] if graphs != "all" else []
+        keys = ("weights", "activations", "mode", "tool", "graphs", "quantized_graphs", "float32_graphs")
         res["variants"][v] = {
             "dir": str(out),
             "quantize_command": _cmd(cmd),
             "quantize_s": round(time.time() - t0, 1),
-            "precision": {k: prec[k] for k in ("weights", "activations", "mode", "tool")},
+            "precision": {k: prec[k] for k in keys} | {"per_graph": prec["per_graph"]},
             "ops": {f: Q.op_counts(out / f) for f in Q.graph_files(manifest).values()},
         }
         bundles[v] = out
@@ -469,17 +499,29 @@ def report(args: argparse.Namespace, log=print) -> dict[str, Any]:
     return res
 
 
+def int8_graphs(res: dict[str, Any], v: str) -> str:
+    """`` (int8 encoder.onnx; float32 decoder.onnx, ...)`` for a partial variant, else ``""``."""
+    p = res["variants"][v].get("precision", {})
+    if p.get("graphs", "all") == "all" or not p.get("float32_graphs"):
+        return ""
+    return f" (int8 {', '.join(p['quantized_graphs'])}; float32 {', '.join(p['float32_graphs'])})"
+
+
 def decide(res: dict[str, Any], splits: list[str]) -> dict[str, Any]:
     path = res["runtime_decoding_path"]
     per: dict[str, Any] = {}
     for v in res["variants"]:
         loads = res["tract_load"][v]["ok"]
-        rec: dict[str, Any] = {"tract_loads": loads}
+        graphs = res["variants"][v].get("precision", {}).get("graphs", "all")
+        rec: dict[str, Any] = {"tract_loads": loads, "graphs": graphs}
         if loads:
             sp = res["speed"]["per_bundle"][v]
             d = res["quality"]["per_bundle"][v][path]["delta_vs_f32"]
             rec["model_time_ratio_median"] = sp["ratio_model_ms"]["median"]
             rec["model_time_ratio_per_pass"] = sp["ratio_model_ms"]["per_pass"]
+            for k in ("encoder", "decoder"):
+                if f"ratio_{k}_ms" in sp:
+                    rec[f"{k}_time_ratio_median"] = sp[f"ratio_{k}_ms"]["median"]
             rec["faster"] = sp["faster"]
             rec["cider_loss"] = {s: 0.0 - d[s]["CIDEr-D"] + 0.0 for s in splits}
             rec["quality_ok"] = all(-d[s]["CIDEr-D"] <= CIDER_TOL for s in splits)
@@ -491,11 +533,14 @@ def decide(res: dict[str, Any], splits: list[str]) -> dict[str, Any]:
     if ok:  # among the variants that meet the rule, the one that loses least CIDEr-D on the worst split
         best = min(ok, key=lambda v: (max(per[v]["cider_loss"].values()), per[v]["model_time_ratio_median"]))
         why = (
-            f"{best} is faster in tract in every pass (median encoder+decoder ratio "
+            f"{best}{int8_graphs(res, best)} is faster in tract in every pass (median encoder+decoder ratio "
             f"{per[best]['model_time_ratio_median']:.2f}) and loses at most "
             f"{max(per[best]['cider_loss'].values()):.4f} CIDEr-D (<= {CIDER_TOL})"
         )
-        others = [f"{v}: meets the rule" if r["meets_rule"] else f"{v}: does not" for v, r in per.items()]
+        others = [
+            f"{v}{int8_graphs(res, v)}: " + ("meets the rule" if r["meets_rule"] else "does not")
+            for v, r in per.items()
+        ]
         return {
             "ship_int8": True,
             "variant": best,
@@ -516,9 +561,18 @@ def decide(res: dict[str, Any], splits: list[str]) -> dict[str, Any]:
             speed_txt = f"slower in tract in every pass (encoder+decoder time int8/f32 {span})"
         else:
             speed_txt = f"not faster in tract in every pass (encoder+decoder time int8/f32 {span})"
+        parts = [
+            f"{k} alone {r[f'{k}_time_ratio_median']:.2f}"
+            for k in ("encoder", "decoder")
+            if f"{k}_time_ratio_median" in r
+        ]
+        if parts:
+            speed_txt += f" [median int8/f32: {', '.join(parts)}]"
         delta = ", ".join(f"{s} {0.0 - r['cider_loss'][s]:+.4f}" for s in splits)
         verdict = "within" if r["quality_ok"] else "loses more than"
-        reasons.append(f"{v}: {speed_txt}; ΔCIDEr-D {delta} ({verdict} the {CIDER_TOL} allowance)")
+        reasons.append(
+            f"{v}{int8_graphs(res, v)}: {speed_txt}; ΔCIDEr-D {delta} ({verdict} the {CIDER_TOL} allowance)"
+        )
     n_slow = sum(1 for r in per.values() if r["tract_loads"] and not r["faster"])
     n_ok = sum(1 for r in per.values() if r.get("quality_ok"))
     summary = (
@@ -574,20 +628,26 @@ def markdown(res: dict[str, Any], json_path: str) -> str:
         "",
         "## Variants and tract",
         "",
-        "| variant | mode | weights | activations | tract loads | graphs size | vs f32 |",
-        "|---|---|---|---|---|---:|---:|",
+        "| variant | mode | int8 graphs | weights | activations | tract loads | graphs size | vs f32 |",
+        "|---|---|---|---|---|---|---:|---:|",
     ]
     f32_size = res["size_bytes"]["f32"]["total (graphs)"]
     L.append(
-        f"| f32 | – | float32 | float32 | {'yes' if res['tract_load']['f32']['ok'] else 'NO'} | "
+        f"| f32 | – | none | float32 | float32 | {'yes' if res['tract_load']['f32']['ok'] else 'NO'} | "
         f"{f32_size / 1e6:.2f} MB | 1.00 |"
     )
     for v, r in res["variants"].items():
         p, sz = r["precision"], res["size_bytes"][v]["total (graphs)"]
         tl = res["tract_load"][v]
         ok = "yes" if tl["ok"] else f"NO: `{(tl['cache_on']['stderr'] or tl['cache_off']['stderr'])[-300:]}`"
+        if p.get("float32_graphs"):  # a mix: the int8 graphs' types, the rest said to be float32
+            which = ", ".join(f"`{f}`" for f in p["quantized_graphs"])
+            g = p.get("per_graph", {}).get(p["quantized_graphs"][0], p)
+            wts, acts = (f"{g[k]} (others float32)" for k in ("weights", "activations"))
+        else:
+            which, wts, acts = "all", p["weights"], p["activations"]
         L.append(
-            f"| {v} | {p['mode']} | {p['weights']} | {p['activations']} | {ok} | {sz / 1e6:.2f} MB | "
+            f"| {v} | {p['mode']} | {which} | {wts} | {acts} | {ok} | {sz / 1e6:.2f} MB | "
             f"{sz / f32_size:.2f} |"
         )
     L += ["", "Quantized ops per graph:", ""]
@@ -596,9 +656,18 @@ def markdown(res: dict[str, Any], json_path: str) -> str:
             f: {k: n for k, n in ops.items() if k in Q.INTEGER_OPS | {"DequantizeLinear"}}
             for f, ops in r["ops"].items()
         }
+        f32_files = set(r["precision"].get("float32_graphs") or [])
         L.append(
             f"- {v}: "
-            + "; ".join(f"`{f}` " + ", ".join(f"{k} {n}" for k, n in o.items()) for f, o in ints.items())
+            + "; ".join(
+                f"`{f}` "
+                + (
+                    "float32 (copied unchanged)"
+                    if f in f32_files
+                    else ", ".join(f"{k} {n}" for k, n in o.items()) or "no integer ops"
+                )
+                for f, o in ints.items()
+            )
         )
     L += [
         "",
@@ -634,8 +703,9 @@ def markdown(res: dict[str, Any], json_path: str) -> str:
         L += [
             "Same token ids from the `full` and `cached` paths: "
             + ", ".join(f"{n} {v['n']}/{v['of']}" for n, v in fc.items() if v)
-            + " (f32: the two paths compute the same function; int8: `decoder.onnx` and "
-            "`decoder_step.onnx` are quantized separately, so they can round differently).",
+            + " (f32 and the encoder-only variants: the two paths run the same float32 decoder function on "
+            "the same memory; int8 decoders: `decoder.onnx` and `decoder_step.onnx` are quantized "
+            "separately, so they can round differently).",
             "",
         ]
     spread = []

@@ -1,11 +1,18 @@
 """int8 copies of an earshot bundle with ``onnxruntime.quantization``, in the forms tract can run.
 
 ``python -m earshot_train quantize --bundle DIR --out DIR [--mode dynamic|static] [--weight-type u8|s8]
-[--activation-type u8|s8] [--calib-clips N] [--corpus DIR]`` writes a complete bundle: every ONNX graph
-of the source (``encoder``, ``decoder`` and, when present, the KV-cached ``decoder_cached`` graphs)
-quantized, ``vocab.txt`` (and ``MODEL_CARD.md``, with a note on top) copied, and the manifest unchanged
-except ``name`` (``-int8-<variant>`` appended) and a new ``precision`` object (the runtime's manifest
-parser ignores unknown keys: ``src/model/manifest.rs``, docs/bundle-format.md).
+[--activation-type u8|s8] [--calib-clips N] [--corpus DIR] [--graphs all|encoder|decoders]`` writes a
+complete bundle: the ONNX graphs chosen by ``--graphs`` quantized, the others copied byte for byte,
+``vocab.txt`` (and ``MODEL_CARD.md``, with a note on top) copied, and the manifest unchanged except
+``name`` (``-int8-<variant>`` appended) and a new ``precision`` object (the runtime's manifest parser
+ignores unknown keys: ``src/model/manifest.rs``, docs/bundle-format.md).
+
+``--graphs`` (default ``all``): ``all`` = every graph of the source (``encoder``, ``decoder`` and, when
+present, the KV-cached ``decoder_cached`` graphs ``decoder_init`` / ``decoder_step``); ``encoder`` = the
+encoder graph only (decoders stay float32); ``decoders`` = the decoder graphs only (encoder stays
+float32). A partial bundle's variant name carries the set (``static-u8u8-encoder``), and its
+``precision`` says which graph is which: ``graphs``, ``quantized_graphs``, ``float32_graphs`` and, per
+file, ``per_graph``; the top-level ``weights`` / ``activations`` then name the files of each type.
 
 Modes (both per-tensor, ``per_channel=False``: tract's integer kernels take one scale per tensor):
 
@@ -44,6 +51,12 @@ MODES = ("dynamic", "static")
 TYPES = {"u8": "QUInt8", "s8": "QInt8"}
 ONNX_TYPES = {"u8": "uint8", "s8": "int8"}
 OP_TYPES = ["Conv", "MatMul", "Gather"]
+# --graphs: which roles of graph_files() are quantized (roles a bundle lacks are skipped)
+GRAPH_SETS = {
+    "all": ("encoder", "decoder", "init", "step"),
+    "encoder": ("encoder",),
+    "decoders": ("decoder", "init", "step"),
+}
 INTEGER_OPS = {
     "MatMulInteger",
     "ConvInteger",
@@ -86,6 +99,14 @@ def graph_files(manifest: dict[str, Any]) -> dict[str, str]:
         files["init"] = cached["init_file"]
         files["step"] = cached["step_file"]
     return files
+
+
+def check_graphs(graphs: str) -> None:
+    if graphs not in GRAPH_SETS:
+        raise ValueError(
+            f"graphs must be one of {', '.join(GRAPH_SETS)} (which of the bundle's graphs to quantize), "
+            f"got {graphs!r}"
+        )
 
 
 def load_onnx(path: Path):
@@ -302,10 +323,14 @@ def quantize_graph(
     strip_value_info(dst)
 
 
-def variant_name(mode: str, weight_type: str, activation_type: str) -> str:
+def variant_name(mode: str, weight_type: str, activation_type: str, graphs: str = "all") -> str:
+    """``static-u8s8`` (every graph) or ``static-u8s8-encoder`` (only the ``--graphs`` set)."""
+    check_graphs(graphs)
     if mode == "dynamic":  # DynamicQuantizeLinear always makes uint8 activations
-        return f"dynamic-u8{weight_type}"
-    return f"static-{activation_type}{weight_type}"
+        name = f"dynamic-u8{weight_type}"
+    else:
+        name = f"static-{activation_type}{weight_type}"
+    return name if graphs == "all" else f"{name}-{graphs}"
 
 
 def quantize_bundle(
@@ -318,16 +343,19 @@ def quantize_bundle(
     corpus: str | Path | None = None,
     feeds: dict[str, list[dict]] | None = None,
     log: Callable[[str], None] = print,
+    graphs: str = "all",
 ) -> dict[str, Any]:
     """Write the int8 bundle ``out`` from ``bundle``; returns the ``precision`` object of its manifest.
 
     ``feeds`` (role -> feed dicts, from :func:`collect_feeds`) skips the calibration pass for static mode
     (e.g. to share one pass among variants); otherwise static mode calibrates on ``calib_clips`` train
     clips of ``corpus`` (default: ``$EARSHOT_CACHE/corpus/<the manifest's provenance.corpus>``).
+    ``graphs`` (a key of :data:`GRAPH_SETS`) picks the graphs to quantize; the others are copied unchanged.
     """
     import onnxruntime
 
     src, dst = Path(bundle), Path(out)
+    check_graphs(graphs)
     if mode == "dynamic" and activation_type != "u8":
         raise ValueError("dynamic mode quantizes activations to uint8 only (DynamicQuantizeLinear)")
     manifest = read_manifest(src)
@@ -346,21 +374,52 @@ def quantize_bundle(
         log(f"calibrating on {len(ids)} train clips of {cdir}")
         feeds = collect_feeds(src, manifest, feats)
         calib = {"corpus": str(cdir), "split": "train", "clips": ids}
+    roles = [r for r in files if r in GRAPH_SETS[graphs]]
     dst.mkdir(parents=True, exist_ok=True)
     sizes = {}
     for role, f in files.items():
-        quantize_graph(
-            src / f, dst / f, mode, weight_type, activation_type, (feeds or {}).get(role) if feeds else None
-        )
+        if role in roles:
+            quantize_graph(
+                src / f,
+                dst / f,
+                mode,
+                weight_type,
+                activation_type,
+                (feeds or {}).get(role) if feeds else None,
+            )
+        else:
+            shutil.copyfile(src / f, dst / f)
         sizes[f] = [(src / f).stat().st_size, (dst / f).stat().st_size]
-        log(f"{f}: {sizes[f][0] / 1e6:.2f} MB -> {sizes[f][1] / 1e6:.2f} MB")
+        how = "" if role in roles else " (float32, copied unchanged)"
+        log(f"{f}: {sizes[f][0] / 1e6:.2f} MB -> {sizes[f][1] / 1e6:.2f} MB{how}")
     shutil.copyfile(vocab, dst / vocab.name)
-    name = variant_name(mode, weight_type, activation_type)
-    precision = {
+    name = variant_name(mode, weight_type, activation_type, graphs)
+    int8 = {
         "weights": ONNX_TYPES[weight_type],
         "activations": ONNX_TYPES[activation_type] + (" (dynamic)" if mode == "dynamic" else " (static)"),
+    }
+    f32 = {"weights": "float32", "activations": "float32"}
+    q_files = [files[r] for r in roles]
+    f_files = [f for r, f in files.items() if r not in roles]
+    per_graph = {
+        f: {"role": r, "quantized": r in roles, **(int8 if r in roles else f32)} for r, f in files.items()
+    }
+    if f_files:  # a mix: say which file has which type instead of claiming the whole bundle is int8
+        mixed = {
+            k: f"{int8[k]} in {', '.join(q_files)}; float32 in {', '.join(f_files)}"
+            for k in ("weights", "activations")
+        }
+    else:
+        mixed = int8
+    precision = {
+        "weights": mixed["weights"],
+        "activations": mixed["activations"],
         "mode": mode,
         "variant": name,
+        "graphs": graphs,
+        "quantized_graphs": q_files,
+        "float32_graphs": f_files,
+        "per_graph": per_graph,
         "per_channel": False,
         "op_types": OP_TYPES,
         "tool": f"onnxruntime.quantization {onnxruntime.__version__}"
@@ -370,17 +429,20 @@ def quantize_bundle(
         "graph_bytes": sizes,
     }
     if mode == "static":
-        precision["calibration"] = calib or {"feeds": {k: len(v) for k, v in (feeds or {}).items()}}
+        precision["calibration"] = calib or {
+            "feeds": {k: len(v) for k, v in (feeds or {}).items() if k in roles}
+        }
     new = dict(manifest)
     new["name"] = f"{manifest.get('name', 'earshot')}-int8-{name}"
     new["precision"] = precision
     (dst / "manifest.json").write_text(json.dumps(new, indent=2) + "\n")
     card = src / "MODEL_CARD.md"
     if card.is_file():
+        which = "" if not f_files else f"; int8: {', '.join(q_files)}, float32: {', '.join(f_files)}"
         note = (
-            f"> **int8 copy** ({name}, `python -m earshot_train quantize`) of `{manifest.get('name')}`. "
-            "Everything below describes the f32 model it was made from; the int8 model's own scores are "
-            "in docs/int8.md.\n\n"
+            f"> **int8 copy** ({name}, `python -m earshot_train quantize`{which}) of "
+            f"`{manifest.get('name')}`. Everything below describes the f32 model it was made from; the int8 "
+            "model's own scores are in docs/int8.md.\n\n"
         )
         (dst / "MODEL_CARD.md").write_text(note + card.read_text())
     return precision
@@ -406,6 +468,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--corpus", type=Path, default=None, help="corpus dir (default $EARSHOT_CACHE/corpus/<bundle's>)"
     )
+    p.add_argument(
+        "--graphs",
+        choices=list(GRAPH_SETS),
+        default="all",
+        help="graphs to quantize: all, encoder (decoders stay float32) or decoders (encoder stays float32); "
+        "the others are copied unchanged",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -417,9 +486,18 @@ def run(args: argparse.Namespace) -> int:
         args.activation_type,
         args.calib_clips,
         args.corpus,
+        graphs=getattr(args, "graphs", "all"),
     )
     print(
-        json.dumps({"bundle": str(args.out), "variant": prec["variant"], "graph_bytes": prec["graph_bytes"]})
+        json.dumps(
+            {
+                "bundle": str(args.out),
+                "variant": prec["variant"],
+                "graph_bytes": prec["graph_bytes"],
+                "quantized_graphs": prec["quantized_graphs"],
+                "float32_graphs": prec["float32_graphs"],
+            }
+        )
     )
     return 0
 
