@@ -18,4 +18,5 @@ rm -rf models/default && cp -r "train/runs/$(exp_name "$chosen")/bundle" models/
 
 cargo build --release
 python -m earshot_train.results --input "${EARSHOT_CACHE:-train/cache}/corpus/default/audio/test_mix/test_mix-bed-00000.wav"
+python -m earshot_train.int8_report --bundle models/default # docs/int8.{md,json}: ship int8 or not
 python -m earshot_train.model_card --config "$chosen" --bundle models/default
