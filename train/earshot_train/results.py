@@ -221,7 +221,9 @@ def candidates(ship_dir: Path) -> list[tuple[str, str, str, Path]]:
         frac = float(raw.get("data", {}).get("caption_fraction", 1.0))
         epochs = raw.get("optim", {}).get("epochs", "?")
         aug = any(int(v) > 0 for k, v in raw.get("augment", {}).items() if k.endswith("_masks"))
-        label = f"candidate: seq-KD + contrastive, {epochs} epochs" + (" + SpecAugment" if aug else "")
+        w = float(raw.get("loss", {}).get("enc_infonce", 1.0))
+        nce = "contrastive" if w == 1.0 else f"contrastive (weight {w:g})"
+        label = f"candidate: seq-KD + {nce}, {epochs} epochs" + (" + SpecAugment" if aug else "")
         out.append((raw["experiment"]["name"], label, f"{round(100 * frac)}", path))
     return out
 
