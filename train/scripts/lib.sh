@@ -11,15 +11,25 @@ resume() {
   if [ -f "train/runs/$(exp_name "$1")/ckpt/last.pt" ]; then echo --resume; fi
 }
 
-# train a student config, evaluate it on the given splits, export its bundle with the KV-cached decoder
+# true when file $1 exists and is newer than the run's best checkpoint $2 (the step is already done)
+fresh() {
+  [ -f "$1" ] && [ "$1" -nt "$2" ]
+}
+
+# train a student config, evaluate it on the given splits, export its bundle with the KV-cached decoder;
+# evaluations and exports newer than the best checkpoint are kept (re-running the script resumes)
 student() {
-  local cfg=$1 split
+  local cfg=$1 split run
   shift
+  run="train/runs/$(exp_name "$cfg")"
   python -m earshot_train student --config "$cfg" $(resume "$cfg")
   for split in "$@"; do
-    python -m earshot_train eval --config "$cfg" --split "$split"
+    fresh "$run/eval_$split.json" "$run/ckpt/best.pt" ||
+      python -m earshot_train eval --config "$cfg" --split "$split"
   done
-  python -m earshot_train export --config "$cfg"
-  python -m earshot_train.export_cached "train/runs/$(exp_name "$cfg")/bundle" --run "$cfg"
+  if ! fresh "$run/bundle/decoder_step.onnx" "$run/ckpt/best.pt"; then
+    python -m earshot_train export --config "$cfg"
+    python -m earshot_train.export_cached "$run/bundle" --run "$cfg"
+  fi
 }
-export -f exp_name resume student
+export -f exp_name resume fresh student
