@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Train the shipped-student candidates of train/configs/ship/ (the KD study's best recipe, trained longer),
-# evaluate them and the study's own row of that recipe, choose one on the validation split (earshot_train.ship: highest val source accuracy,
-# then CIDEr-D — the test sets are never used to choose), install it as models/default, then regenerate
-# train/RESULTS.md, the model card and the int8 report.
+# evaluate them and the study's own row of that recipe, choose one on the validation split
+# (earshot_train.ship: highest val source accuracy, then CIDEr-D — the test sets are never used to
+# choose), install it as models/default, then regenerate train/RESULTS.md, the int8 report and the card.
 # Usage: train/scripts/ship_student.sh     (after train/scripts/kd_study.sh; JOBS=2 runs in parallel)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
