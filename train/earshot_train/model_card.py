@@ -31,6 +31,10 @@ def per_source(ev: dict[str, Any], rows: dict[str, dict[str, Any]]) -> dict[str,
     return {k: (v[0], v[1]) for k, v in sorted(acc.items())}
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def int8_line(name: str, report: dict[str, Any] | None) -> str:
     """What the int8 report (``earshot_train.int8_report``) decided for this bundle, or that none exists."""
     if not report or report.get("bundle_name") != name:
@@ -74,7 +78,7 @@ def render(
         f"  {dec['n_layers']}-layer Transformer decoder (d_model {dec['d_model']}, {dec['n_heads']} heads,"
         f" FFN {dec['ffn_dim']}, tied word embedding),",
         "  trained with "
-        + ", ".join(losses)
+        + _and(losses)
         + " — the recipe of Xu et al., Interspeech 2024"
         + (", with SpecAugment masks on the student input." if augment.enabled(cfg["augment"]) else "."),
         "- Teacher: AudioSet-pretrained EfficientAT mn04_as (frozen) + a larger Transformer decoder.",
