@@ -40,6 +40,7 @@ METRICS = [("BLEU-4", "BLEU-4"), ("METEOR", "METEOR"), ("ROUGE-L", "ROUGE-L"), (
 TARGETS = {"single_src": 0.90, "pair_src": 0.75, "cider_share": 0.95, "speedup": 10.0}
 KD_DIR = REPO_ROOT / "train" / "configs" / "kd"
 SHIP_DIR = REPO_ROOT / "train" / "configs" / "ship"
+SEED_DIR = REPO_ROOT / "train" / "configs" / "kd-seed"
 SHIPPED_MANIFEST = REPO_ROOT / "models" / "default" / "manifest.json"
 
 
@@ -228,6 +229,21 @@ def candidates(ship_dir: Path) -> list[tuple[str, str, str, Path]]:
     return out
 
 
+def replicates(seed_dir: Path) -> list[tuple[str, str, str, Path]]:
+    """(experiment, label, fraction, config) for every seed replicate ``<study row>-s<seed>``."""
+    import tomllib
+
+    out = []
+    for path in sorted(seed_dir.glob("*.toml")):
+        raw = tomllib.loads(path.read_text())
+        name = raw["experiment"]["name"]
+        base = name.rsplit("-s", 1)[0]
+        row = next((label for r, label in ROWS if base.startswith(f"kd-student-{r}-")), base)
+        frac = base.rsplit("-", 1)[-1]
+        out.append((name, f"{row} (seed {raw['experiment'].get('seed', '?')})", frac, path))
+    return out
+
+
 def collect(
     runs: Path, earshot: Path, input_wav: Path | None, windows: int, passes: int = 3
 ) -> list[dict[str, Any]]:
@@ -241,6 +257,7 @@ def collect(
         for r, label in ROWS
     ]
     names += candidates(SHIP_DIR)
+    names += replicates(SEED_DIR)
     shipped_name = (_load_json(SHIPPED_MANIFEST) or {}).get("name")
     out = []
     corpus: dict[str, Any] | None = None
@@ -249,6 +266,8 @@ def collect(
         rdir = runs / exp
         rec: dict[str, Any] = {"exp": exp, "label": label, "fraction": frac, "ran": False}
         rec["candidate"] = cfg_path.parent == SHIP_DIR
+        if cfg_path.parent == SEED_DIR:
+            rec["replicate_of"] = exp.rsplit("-s", 1)[0]
         single = _load_json(rdir / "eval_test_single.json")
         mix = _load_json(rdir / "eval_test_mix.json")
         if single is None and mix is None:
@@ -270,6 +289,7 @@ def collect(
         rec["single"] = split_scores(single, manifest)
         rec["mix"] = split_scores(mix, manifest)
         rec["epochs"] = cfg["optim"]["epochs"]
+        rec["seed"] = cfg["experiment"]["seed"]
         rec["loss"] = {k: cfg["loss"][k] for k in ("ce", "seq_kd", "enc_mse", "enc_infonce")}
         rec["size"] = model_size(cfg)
         rec["bundle"] = rdir / "bundle"
@@ -282,7 +302,7 @@ def collect(
     times: dict[str, list[dict[str, Any]]] = {}
     for _ in range(passes):
         for rec in out:
-            if rec["ran"]:
+            if rec["ran"] and not rec.get("replicate_of"):  # replicates share their row's graph shapes
                 t = bench(earshot, rec["bundle"], input_wav, windows)
                 if t is not None:
                     times.setdefault(rec["exp"], []).append(t)
@@ -321,7 +341,8 @@ def render(recs: list[dict[str, Any]], cmdline: str) -> str:
         lines += [
             f"Corpus `{corpus['name']}` (builder version {corpus['builder_version']}), clips per split: "
             + ", ".join(f"{k} {v}" for k, v in corpus["counts"].items())
-            + ". Every row uses the same corpus, vocabulary (the teacher's) and seed.",
+            + ". Every row uses the same corpus, vocabulary (the teacher's) and seed (1234), except the seed"
+            " replicates.",
             "",
         ]
     for split, title in (("single", "held-out single clips"), ("mix", "held-out mixtures")):
@@ -331,6 +352,8 @@ def render(recs: list[dict[str, Any]], cmdline: str) -> str:
             head += " pairs |"
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for r in recs:
+            if r.get("replicate_of"):
+                continue  # in the seed section
             if not r["ran"]:
                 lines.append(f"| {_label(r)} | {r['fraction']} % | not run |" + " |" * (head.count("|") - 4))
                 continue
@@ -361,7 +384,7 @@ def render(recs: list[dict[str, Any]], cmdline: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in recs:
-        if not r["ran"]:
+        if not r["ran"] or r.get("replicate_of"):
             continue
         z, t = r["size"], r.get("time")
         sp = f"{t_time / t['total_ms']:.1f}×" if t and t_time else "—"
@@ -376,9 +399,53 @@ def render(recs: list[dict[str, Any]], cmdline: str) -> str:
     bench_cmd = next((r["time"]["cmd"] for r in recs if r["ran"] and r.get("time")), None)
     if bench_cmd:
         lines += ["", f"Timing command (per bundle): `{bench_cmd}`"]
+    lines += seed_section(recs)
     lines += ["", "## Findings (computed from the tables above)", ""]
     lines += findings(recs, teacher)
     return "\n".join(lines) + "\n"
+
+
+def _pairs(recs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(study row, its seed replicate) for every replicate whose row and itself were evaluated."""
+    ok = [r for r in recs if r["ran"] and r.get("single") and r.get("mix")]
+    return [(base, r) for r in ok if r.get("replicate_of") for base in ok if base["exp"] == r["replicate_of"]]
+
+
+def _mean_of(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """A row whose scores are the mean of two runs' (the metrics the comparisons use)."""
+    out = {"exp": a["exp"], "ran": True}
+    for split in ("single", "mix"):
+        out[split] = {
+            k: (a[split][k] + b[split][k]) / 2 for k in ("CIDEr-D", "source_accuracy") if k in a[split]
+        }
+    return out
+
+
+def seed_section(recs: list[dict[str, Any]]) -> list[str]:
+    """How much a row moves when only the seed changes (initialisation and data order)."""
+    pairs = _pairs(recs)
+    if not pairs:
+        return []
+    lines = [
+        "",
+        "## Run-to-run spread (seed replicates)",
+        "",
+        "The same configuration trained again with another seed (initialisation, data order, dropout);",
+        "configs in `train/configs/kd-seed/`. Mean CIDEr-D = mean of the two held-out sets.",
+        "",
+        "| row | labels | seeds | mean CIDEr-D | single source acc. | mix source acc. |",
+        "|---|---|---|---|---|---|",
+    ]
+    for base, r in pairs:
+        seed_b = base.get("seed", "?")
+        seed_r = r.get("seed", "?")
+        lines.append(
+            f"| {base['label']} | {base['fraction']} % | {seed_b} / {seed_r} | "
+            f"{_cider(base):.3f} / {_cider(r):.3f} | "
+            f"{_pct(base['single']['source_accuracy'])} / {_pct(r['single']['source_accuracy'])} | "
+            f"{_pct(base['mix']['source_accuracy'])} / {_pct(r['mix']['source_accuracy'])} |"
+        )
+    return lines
 
 
 def _label(r: dict[str, Any]) -> str:
@@ -417,6 +484,33 @@ def _compare(what: str, a: dict[str, Any], b: dict[str, Any]) -> str:
         f"- {what}: {_summary(a)} → {_summary(b)} (CIDEr-D {d_c:+.3f}, single {100 * d_s:+.1f} pts, "
         f"mix {100 * d_m:+.1f} pts) — {verdict}."
     )
+
+
+def seed_findings(recs: list[dict[str, Any]]) -> list[str]:
+    """The seed-to-seed spread, and the 100 % comparisons again on two-seed means where both exist."""
+    pairs = _pairs(recs)
+    if not pairs:
+        return []
+    d_c = max(abs(_cider(a) - _cider(b)) for a, b in pairs)
+    d_s = max(abs(a["single"]["source_accuracy"] - b["single"]["source_accuracy"]) for a, b in pairs)
+    d_m = max(abs(a["mix"]["source_accuracy"] - b["mix"]["source_accuracy"]) for a, b in pairs)
+    out = [
+        f"- Seed spread ({len(pairs)} rows trained twice): up to {d_c:.3f} mean CIDEr-D,"
+        f" {100 * d_s:.1f} points of single-clip and {100 * d_m:.1f} points of mixture source accuracy"
+        " between two seeds of the same configuration. Differences between rows smaller than that"
+        " are within run-to-run noise."
+    ]
+    means = {a["exp"]: _mean_of(a, b) for a, b in pairs}
+    row = {name: means.get(f"kd-student-{name}-100") for name, _ in ROWS}
+    for what, x, y in (
+        ("sequence-level KD vs no KD", "nokd", "seqkd"),
+        ("+ MSE encoder KD vs seq-KD only", "seqkd", "mse"),
+        ("+ contrastive encoder KD vs seq-KD only", "seqkd", "infonce"),
+        ("contrastive vs MSE encoder KD", "mse", "infonce"),
+    ):
+        if row[x] and row[y]:
+            out.append(_compare(f"100 % labels, two-seed means, {what}", row[x], row[y]))
+    return out
 
 
 def answers(recs: list[dict[str, Any]]) -> list[str]:
@@ -489,7 +583,8 @@ def findings(recs: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list
     base = _get(recs, "infonce", "100")
     for r in recs:
         if r.get("candidate") and base and r["ran"] and r.get("single") and r.get("mix"):
-            out.append(_compare(f"{r['label']} vs the study's 5-epoch row", base, r))
+            out.append(_compare(f"{r['label']} vs the study's {base['epochs']}-epoch row", base, r))
+    out += seed_findings(recs)
     out += answers(recs)
     missing = [r["exp"] for r in recs if not r["ran"]]
     if missing:

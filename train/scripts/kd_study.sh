@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the KD study of train/RESULTS.md end to end (issue 5):
 #   corpus -> mn04 teacher features -> teacher decoder (+ beam-3 captions, embeddings) -> 8 students
-#   (no KD / seq-KD / +MSE / +contrastive, each with 100 % and 25 % of the labels) -> eval -> export
+#   (no KD / seq-KD / +MSE / +contrastive, each with 100 % and 25 % of the labels; the 100 % rows again
+#   with a second seed, configs/kd-seed/) -> eval -> export
 #   -> earshot bench timings -> train/RESULTS.md.
 # Usage: train/scripts/kd_study.sh            (JOBS=2 students in parallel, one thread each)
 # Needs: pip install -e 'train[dev]', ../shared (or EARSHOT_SHARED), cargo. Several hours on 2 CPU cores.
@@ -19,7 +20,7 @@ done
 python -m earshot_train export --config "$K/teacher.toml"
 python -m earshot_train.export_cached train/runs/kd-teacher/bundle --run "$K/teacher.toml"
 
-ls "$K"/student-*.toml | xargs -P "$JOBS" -I{} bash -c 'student {} test_single test_mix'
+ls "$K"/student-*.toml train/configs/kd-seed/*.toml | xargs -P "$JOBS" -I{} bash -c 'student {} test_single test_mix'
 
 cargo build --release
 python -m earshot_train.results --input "${EARSHOT_CACHE:-train/cache}/corpus/default/audio/test_mix/test_mix-bed-00000.wav"
