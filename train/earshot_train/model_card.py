@@ -1,6 +1,6 @@
 """Write the MODEL_CARD.md of a shipped bundle from its run, its evaluations and the corpus attribution.
 
-    python -m earshot_train.model_card --config train/configs/ship/student-infonce-long.toml \
+    python -m earshot_train.model_card --config train/configs/kd/student-infonce-100.toml \
         --bundle models/default [--results train/RESULTS.json] [--int8 docs/int8.json]
 
 Every number comes from the run's logged evaluation files; nothing is typed by hand.

@@ -1,7 +1,8 @@
 """Write ``train/RESULTS.md`` for the KD study from logged metrics — never typed by hand.
 
 Reads, for the teacher, every student row of ``train/configs/kd/`` and every shipped-student candidate of
-``train/configs/ship/`` (the study's best recipe trained longer): ``<runs>/<exp>/config.json``,
+``train/configs/ship/`` (the study's best recipe trained longer) and every seed replicate of
+``train/configs/kd-seed/``: ``<runs>/<exp>/config.json``,
 ``eval_test_single.json`` and ``eval_test_mix.json`` (written by ``earshot-train eval``), the trained
 checkpoint (parameters and multiply-accumulates, counted here with forward hooks) and, when the exported
 bundle and the ``earshot`` binary exist, ``earshot bench --json`` timings (tract, one run, same machine).
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from earshot_train import augment
 from earshot_train.captions import names_all_sources
 from earshot_train.shared import REPO_ROOT
 
@@ -221,7 +223,7 @@ def candidates(ship_dir: Path) -> list[tuple[str, str, str, Path]]:
         raw = tomllib.loads(path.read_text())
         frac = float(raw.get("data", {}).get("caption_fraction", 1.0))
         epochs = raw.get("optim", {}).get("epochs", "?")
-        aug = any(int(v) > 0 for k, v in raw.get("augment", {}).items() if k.endswith("_masks"))
+        aug = augment.enabled(raw.get("augment", {}))
         w = float(raw.get("loss", {}).get("enc_infonce", 1.0))
         nce = "contrastive" if w == 1.0 else f"contrastive (weight {w:g})"
         label = f"candidate: seq-KD + {nce}, {epochs} epochs" + (" + SpecAugment" if aug else "")
@@ -405,9 +407,14 @@ def render(recs: list[dict[str, Any]], cmdline: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _scored(r: dict[str, Any] | None) -> bool:
+    """The row ran and was evaluated on both held-out sets."""
+    return bool(r and r["ran"] and r.get("single") and r.get("mix"))
+
+
 def _pairs(recs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(study row, its seed replicate) for every replicate whose row and itself were evaluated."""
-    ok = [r for r in recs if r["ran"] and r.get("single") and r.get("mix")]
+    ok = [r for r in recs if _scored(r)]
     return [(base, r) for r in ok if r.get("replicate_of") for base in ok if base["exp"] == r["replicate_of"]]
 
 
@@ -454,14 +461,14 @@ def _label(r: dict[str, Any]) -> str:
 
 def _shipped(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The row whose bundle is models/default (else the study's seq-KD + contrastive 100 % row)."""
-    r = next((x for x in recs if x.get("shipped") and x["ran"] and x.get("single") and x.get("mix")), None)
+    r = next((x for x in recs if x.get("shipped") and _scored(x)), None)
     return r or _get_one(recs, "infonce", "100")
 
 
 def _get_one(recs: list[dict[str, Any]], row: str, frac: str) -> dict[str, Any] | None:
     """The study row (seed 1234 run) if it ran and was evaluated on both held-out sets."""
     r = next((x for x in recs if x["exp"] == f"kd-student-{row}-{frac}"), None)
-    return r if r and r["ran"] and r.get("single") and r.get("mix") else None
+    return r if _scored(r) else None
 
 
 def _cider(r: dict[str, Any]) -> float:
@@ -487,12 +494,33 @@ def _compare(what: str, a: dict[str, Any], b: dict[str, Any]) -> str:
     )
 
 
+def _two_seed(recs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], float | None]:
+    """(two-seed mean row by study experiment, largest seed-to-seed change of mean CIDEr-D or None)."""
+    pairs = _pairs(recs)
+    means = {a["exp"]: _mean_of(a, b) for a, b in pairs}
+    return means, max((abs(_cider(a) - _cider(b)) for a, b in pairs), default=None)
+
+
+def _study_comparisons(get: Any, what: str) -> list[str]:
+    """The study's four row comparisons; ``get(row)`` gives the row to use (or None when missing)."""
+    base, seq, mse, nce = get("nokd"), get("seqkd"), get("mse"), get("infonce")
+    out = []
+    if base and seq:
+        out.append(_compare(f"{what}, sequence-level KD vs no KD", base, seq))
+    for name, r in (("MSE", mse), ("contrastive", nce)):
+        if seq and r:
+            out.append(_compare(f"{what}, + {name} encoder KD vs seq-KD only", seq, r))
+    if mse and nce:
+        out.append(_compare(f"{what}, contrastive vs MSE encoder KD", mse, nce))
+    return out
+
+
 def seed_findings(recs: list[dict[str, Any]]) -> list[str]:
     """The seed-to-seed spread, and the 100 % comparisons again on two-seed means where both exist."""
     pairs = _pairs(recs)
     if not pairs:
         return []
-    d_c = max(abs(_cider(a) - _cider(b)) for a, b in pairs)
+    means, d_c = _two_seed(recs)
     d_s = max(abs(a["single"]["source_accuracy"] - b["single"]["source_accuracy"]) for a, b in pairs)
     d_m = max(abs(a["mix"]["source_accuracy"] - b["mix"]["source_accuracy"]) for a, b in pairs)
     out = [
@@ -501,25 +529,14 @@ def seed_findings(recs: list[dict[str, Any]]) -> list[str]:
         " between two seeds of the same configuration. Differences between rows smaller than that"
         " are within run-to-run noise."
     ]
-    means = {a["exp"]: _mean_of(a, b) for a, b in pairs}
-    row = {name: means.get(f"kd-student-{name}-100") for name, _ in ROWS}
-    for what, x, y in (
-        ("sequence-level KD vs no KD", "nokd", "seqkd"),
-        ("+ MSE encoder KD vs seq-KD only", "seqkd", "mse"),
-        ("+ contrastive encoder KD vs seq-KD only", "seqkd", "infonce"),
-        ("contrastive vs MSE encoder KD", "mse", "infonce"),
-    ):
-        if row[x] and row[y]:
-            out.append(_compare(f"100 % labels, two-seed means, {what}", row[x], row[y]))
+    out += _study_comparisons(lambda row: means.get(f"kd-student-{row}-100"), "100 % labels, two-seed means")
     return out
 
 
 def answers(recs: list[dict[str, Any]]) -> list[str]:
     """The study's two questions, answered from the rows (and where the answer disagrees with the paper)."""
     out = ["", "### Answers", ""]
-    pairs = _pairs(recs)
-    means = {a["exp"]: _mean_of(a, b) for a, b in pairs}
-    spread = max((abs(_cider(a) - _cider(b)) for a, b in pairs), default=None)
+    means, spread = _two_seed(recs)
 
     def get(row: str, frac: str) -> dict[str, Any] | None:
         # the two-seed mean where the row was trained twice, else the single run
@@ -586,15 +603,7 @@ def findings(recs: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list
     """Comparisons between rows (mean CIDEr-D over the two held-out sets, and source accuracy)."""
     out = []
     for frac in FRACTIONS:
-        base, seq = _get_one(recs, "nokd", frac), _get_one(recs, "seqkd", frac)
-        mse, nce = _get_one(recs, "mse", frac), _get_one(recs, "infonce", frac)
-        if base and seq:
-            out.append(_compare(f"{frac} % labels, sequence-level KD vs no KD", base, seq))
-        for name, r in (("MSE", mse), ("contrastive", nce)):
-            if seq and r:
-                out.append(_compare(f"{frac} % labels, + {name} encoder KD vs seq-KD only", seq, r))
-        if mse and nce:
-            out.append(_compare(f"{frac} % labels, contrastive vs MSE encoder KD", mse, nce))
+        out += _study_comparisons(lambda row, frac=frac: _get_one(recs, row, frac), f"{frac} % labels")
     for name in ("nokd", "seqkd", "mse", "infonce"):
         full, quarter = _get_one(recs, name, "100"), _get_one(recs, name, "25")
         if full and quarter:
@@ -604,7 +613,7 @@ def findings(recs: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list
             )
     base = _get_one(recs, "infonce", "100")
     for r in recs:
-        if r.get("candidate") and base and r["ran"] and r.get("single") and r.get("mix"):
+        if r.get("candidate") and base and _scored(r):
             out.append(_compare(f"{r['label']} vs the study's {base['epochs']}-epoch row", base, r))
     out += seed_findings(recs)
     out += answers(recs)

@@ -245,7 +245,7 @@ class TrainModule(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch["x"]
-        if self.captioner.training and augment.enabled(self.augment_cfg):
+        if self.captioner.training:  # a no-op unless [augment] sets masks
             x = augment.spec_augment(x, self.augment_cfg)
         enc = self.captioner.encode(x)
         mem = enc["memory"]
@@ -469,7 +469,7 @@ def _train(cfg: dict[str, Any], resume: bool, device: torch.device, rank: int, w
     aug = cfg["augment"]
     if run.kind != "student" and augment.enabled(aug):
         raise ValueError("config: [augment] masks student log-mel inputs; the teacher run does not take it")
-    module = TrainModule(captioner, loss, aug if run.kind == "student" else {})
+    module = TrainModule(captioner, loss, aug)
     wrapped: nn.Module = module
     if world > 1:
         wrapped = nn.parallel.DistributedDataParallel(
