@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use earshot::audio::decode::AudioDecoder;
 use earshot::audio::resample::resample_all;
-use earshot::pipeline::WindowStream;
+use earshot::audio::stream::WindowStream;
 use std::io::{Read, Seek, SeekFrom};
 
 fn decode_all(path: &std::path::Path) -> (earshot::audio::decode::StreamInfo, Vec<f32>) {

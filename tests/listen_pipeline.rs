@@ -5,7 +5,7 @@
 mod common;
 mod live_support;
 
-use earshot::config::PcmFormat;
+use earshot::audio::pcm::PcmFormat;
 use earshot::live::{run, LiveParams};
 use earshot::sink::EventSink;
 use earshot::source::{file::FileSource, stdin::StdinSource};

@@ -3,9 +3,11 @@
 
 mod live_support;
 
-use earshot::config::{LineFormat, MqttSettings, SerialSettings};
+use earshot::sink::mqtt::MqttSettings;
 use earshot::sink::mqtt::MqttSink;
+use earshot::sink::serial::SerialSettings;
 use earshot::sink::serial::SerialSink;
+use earshot::sink::LineFormat;
 use earshot::sink::{Event, EventSink, HealthEvent, LiveCaption};
 use earshot::{Caption, CaptionEvent, Timings};
 use live_support::{free_port, pty, read_lines, start_broker, subscribe};

@@ -11,8 +11,8 @@ mod common;
 
 use assert_cmd::Command;
 use common::*;
-use earshot::captioner::Captioner;
 use earshot::model::bundle::{LoadOptions, Model};
+use earshot::model::Captioner;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

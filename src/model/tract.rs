@@ -27,10 +27,11 @@ pub enum DecoderMode {
 }
 
 impl DecoderMode {
-    /// `EARSHOT_DECODER_PLAN=per-shape` selects [`DecoderMode::PerShape`] (for measurements).
-    pub fn from_env() -> DecoderMode {
-        match std::env::var("EARSHOT_DECODER_PLAN").as_deref() {
-            Ok("per-shape") => DecoderMode::PerShape,
+    /// The value of `EARSHOT_DECODER_PLAN` (read by the commands): `per-shape` selects
+    /// [`DecoderMode::PerShape`] (for measurements), anything else the default.
+    pub fn from_setting(value: Option<&str>) -> DecoderMode {
+        match value {
+            Some("per-shape") => DecoderMode::PerShape,
             _ => DecoderMode::Symbolic,
         }
     }
@@ -140,9 +141,246 @@ fn check_declared(
     Ok(())
 }
 
+/// The optimised encoder graph and the shapes it was built for.
+struct EncoderGraph {
+    plan: Plan,
+    mel_shape: [usize; 3],
+    memory_shape: [usize; 3],
+    params: u64,
+}
+
+/// Loads the encoder with a concrete `[1, n_mels, frames]` input and optimises it once; checks
+/// the declared input and the output against the manifest.
+fn load_encoder(
+    dir: &Path,
+    enc: &EncoderSpec,
+    n_mels: usize,
+    frames: usize,
+) -> Result<EncoderGraph> {
+    let t0 = std::time::Instant::now();
+    let mut model = load_onnx(&dir.join(&enc.file))?;
+    let ix = input_index(&model, &enc.input, &enc.file)?;
+    ensure!(
+        model.input_outlets()?.len() == 1,
+        "{}: expected exactly one input, found {}",
+        enc.file,
+        model.input_outlets()?.len()
+    );
+    let mel_shape = [1usize, n_mels, frames];
+    let manifest_frames = enc.input_shape[2] as usize;
+    let wanted: Vec<Option<i64>> = vec![
+        Some(1),
+        Some(n_mels as i64),
+        // The time axis may be fixed in the ONNX graph only for the manifest's window.
+        Some(frames as i64),
+    ];
+    check_declared(
+        &enc.file,
+        &format!("input {:?}", enc.input),
+        declared_dims(model.input_fact(ix)?),
+        &wanted,
+    )
+    .with_context(|| {
+        if frames != manifest_frames {
+            "this encoder only accepts the manifest's window length; run without --window"
+                .to_string()
+        } else {
+            "wrong tensor shape".to_string()
+        }
+    })?;
+    model.set_input_fact(ix, InferenceFact::dt_shape(f32::datum_type(), mel_shape))?;
+    model
+        .select_outputs_by_name([enc.output.as_str()])
+        .map_err(|e| anyhow!("{}: no output named {:?}: {e}", enc.file, enc.output))?;
+    let typed = model
+        .into_optimized()
+        .map_err(|e| anyhow!("{e:#}"))
+        .with_context(|| {
+            format!(
+                "{}: cannot build the encoder for input shape {mel_shape:?}",
+                enc.file
+            )
+        })?;
+    let out_fact = typed.output_fact(0)?.clone();
+    let out_shape = out_fact
+        .shape
+        .as_concrete()
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: output shape {:?} is not concrete for input {mel_shape:?}",
+                enc.file,
+                out_fact.shape
+            )
+        })?
+        .to_vec();
+    ensure!(
+        out_shape.len() == 3 && out_shape[0] == 1,
+        "{}: output {:?} has shape {out_shape:?}, expected [1, T, D]",
+        enc.file,
+        enc.output
+    );
+    ensure!(
+        out_fact.datum_type == f32::datum_type(),
+        "{}: output must be f32",
+        enc.file
+    );
+    let memory_shape = [1, out_shape[1], out_shape[2]];
+    if frames == manifest_frames {
+        let declared: Vec<usize> = enc.output_shape.iter().map(|&d| d as usize).collect();
+        ensure!(
+            declared == memory_shape,
+            "{}: output shape is {memory_shape:?} but the manifest says {:?} (wrong tensor shapes)",
+            enc.file,
+            enc.output_shape
+        );
+    } else {
+        ensure!(
+            memory_shape[2] as i64 == enc.output_shape[2],
+            "{}: memory dim {} differs from the manifest's {}",
+            enc.file,
+            memory_shape[2],
+            enc.output_shape[2]
+        );
+    }
+    let encoder_params = count_params(&typed);
+    let encoder = typed.into_runnable()?;
+    log::debug!(
+        "encoder {:?} -> {:?} optimised in {:.0} ms",
+        mel_shape,
+        memory_shape,
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(EncoderGraph {
+        plan: encoder,
+        mel_shape,
+        memory_shape,
+        params: encoder_params,
+    })
+}
+
+/// The decoder graph(s): the symbolic plan or per-shape plans, and the cached decoder.
+struct DecoderGraph {
+    plans: DecoderPlans,
+    params: u64,
+    cached: Option<super::cached::CachedDecoder>,
+}
+
+/// Loads the decoder with symbolic batch/length/memory axes (`memory_dim` = the encoder's D)
+/// and prepares its plan(s) for `mode`.
+fn load_decoder(
+    dir: &Path,
+    dec: &DecoderSpec,
+    memory_dim: usize,
+    mode: DecoderMode,
+    use_cache: bool,
+) -> Result<DecoderGraph> {
+    let t1 = std::time::Instant::now();
+    let mut model = load_onnx(&dir.join(&dec.file))?;
+    ensure!(
+        model.input_outlets()?.len() == 2,
+        "{}: expected 2 inputs (tokens, memory), found {}",
+        dec.file,
+        model.input_outlets()?.len()
+    );
+    let tok_ix = input_index(&model, &dec.input_tokens, &dec.file)?;
+    let mem_ix = input_index(&model, &dec.input_memory, &dec.file)?;
+    let d = memory_dim as i64;
+    check_declared(
+        &dec.file,
+        &format!("input {:?}", dec.input_tokens),
+        declared_dims(model.input_fact(tok_ix)?),
+        &[None, None],
+    )
+    .context("wrong tensor shape")?;
+    check_declared(
+        &dec.file,
+        &format!("input {:?}", dec.input_memory),
+        declared_dims(model.input_fact(mem_ix)?),
+        &[None, None, Some(d)],
+    )
+    .context("wrong tensor shape (decoder memory must match the encoder output)")?;
+    let b = model.sym("B");
+    let l = model.sym("L");
+    let t = model.sym("T");
+    model.set_input_fact(
+        tok_ix,
+        InferenceFact::dt_shape(i64::datum_type(), tvec![b.to_dim(), l.to_dim()]),
+    )?;
+    model.set_input_fact(
+        mem_ix,
+        InferenceFact::dt_shape(
+            f32::datum_type(),
+            tvec![b.to_dim(), t.to_dim(), (d as usize).to_dim()],
+        ),
+    )?;
+    model
+        .select_outputs_by_name([dec.output.as_str()])
+        .map_err(|e| anyhow!("{}: no output named {:?}: {e}", dec.file, dec.output))?;
+    let typed = model
+        .into_typed()
+        .and_then(|m| m.into_decluttered())
+        .map_err(|e| anyhow!("{e:#}"))
+        .with_context(|| format!("{}: cannot analyse the decoder graph", dec.file))?;
+    let logits_fact = typed.output_fact(0)?.clone();
+    ensure!(
+        logits_fact.rank() == 2,
+        "{}: output {:?} must be [B, V], got {:?}",
+        dec.file,
+        dec.output,
+        logits_fact.shape
+    );
+    let declared_vocab = logits_fact.shape[1].to_i64().ok().map(|v| v as usize);
+    if let Some(v) = declared_vocab {
+        ensure!(
+            v == dec.vocab_size,
+            "{}: logits have {v} entries but decoder.vocab_size is {}",
+            dec.file,
+            dec.vocab_size
+        );
+    }
+    let decoder_params = count_params(&typed);
+    // Input positions after into_typed keep the ONNX order.
+    // With a key/value-cached decoder the full-prefix plan is never run: skip optimising it
+    // (start-up time and resident memory; docs/performance.md).
+    let cached = if use_cache {
+        super::cached::CachedDecoder::load_if_present(dir, dec.vocab_size, d as usize)
+            .context("decoder_cached")?
+    } else {
+        None
+    };
+    let symbolic = match mode {
+        DecoderMode::Symbolic if cached.is_none() => Some(
+            typed
+                .clone()
+                .into_optimized()
+                .map_err(|e| anyhow!("{e:#}"))
+                .with_context(|| format!("{}: cannot optimise the decoder", dec.file))?
+                .into_runnable()?,
+        ),
+        DecoderMode::Symbolic | DecoderMode::PerShape => None,
+    };
+    log::debug!(
+        "decoder ({mode:?}) prepared in {:.0} ms",
+        t1.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(DecoderGraph {
+        plans: DecoderPlans {
+            mode,
+            typed,
+            symbols: [b, l, t],
+            symbolic,
+            cache: Mutex::new(HashMap::new()),
+            tokens_ix: tok_ix,
+        },
+        params: decoder_params,
+        cached,
+    })
+}
+
 impl TractBackend {
     /// Loads and optimises both graphs. `frames` is the encoder's time axis for the chosen
-    /// window (the manifest's `input_shape[2]` for the manifest's window).
+    /// window (the manifest's `input_shape[2]` for the manifest's window). `use_cache`: load the
+    /// bundle's key/value-cached decoder when it has one.
     pub fn load(
         dir: &Path,
         enc: &EncoderSpec,
@@ -150,207 +388,20 @@ impl TractBackend {
         n_mels: usize,
         frames: usize,
         mode: DecoderMode,
+        use_cache: bool,
     ) -> Result<TractBackend> {
-        let t0 = std::time::Instant::now();
-        // ---- encoder
-        let mut model = load_onnx(&dir.join(&enc.file))?;
-        let ix = input_index(&model, &enc.input, &enc.file)?;
-        ensure!(
-            model.input_outlets()?.len() == 1,
-            "{}: expected exactly one input, found {}",
-            enc.file,
-            model.input_outlets()?.len()
-        );
-        let mel_shape = [1usize, n_mels, frames];
-        let manifest_frames = enc.input_shape[2] as usize;
-        let wanted: Vec<Option<i64>> = vec![
-            Some(1),
-            Some(n_mels as i64),
-            // The time axis may be fixed in the ONNX graph only for the manifest's window.
-            Some(frames as i64),
-        ];
-        check_declared(
-            &enc.file,
-            &format!("input {:?}", enc.input),
-            declared_dims(model.input_fact(ix)?),
-            &wanted,
-        )
-        .with_context(|| {
-            if frames != manifest_frames {
-                "this encoder only accepts the manifest's window length; run without --window"
-                    .to_string()
-            } else {
-                "wrong tensor shape".to_string()
-            }
-        })?;
-        model.set_input_fact(ix, InferenceFact::dt_shape(f32::datum_type(), mel_shape))?;
-        model
-            .select_outputs_by_name([enc.output.as_str()])
-            .map_err(|e| anyhow!("{}: no output named {:?}: {e}", enc.file, enc.output))?;
-        let typed = model
-            .into_optimized()
-            .map_err(|e| anyhow!("{e:#}"))
-            .with_context(|| {
-                format!(
-                    "{}: cannot build the encoder for input shape {mel_shape:?}",
-                    enc.file
-                )
-            })?;
-        let out_fact = typed.output_fact(0)?.clone();
-        let out_shape = out_fact
-            .shape
-            .as_concrete()
-            .ok_or_else(|| {
-                anyhow!(
-                    "{}: output shape {:?} is not concrete for input {mel_shape:?}",
-                    enc.file,
-                    out_fact.shape
-                )
-            })?
-            .to_vec();
-        ensure!(
-            out_shape.len() == 3 && out_shape[0] == 1,
-            "{}: output {:?} has shape {out_shape:?}, expected [1, T, D]",
-            enc.file,
-            enc.output
-        );
-        ensure!(
-            out_fact.datum_type == f32::datum_type(),
-            "{}: output must be f32",
-            enc.file
-        );
-        let memory_shape = [1, out_shape[1], out_shape[2]];
-        if frames == manifest_frames {
-            let declared: Vec<usize> = enc.output_shape.iter().map(|&d| d as usize).collect();
-            ensure!(
-                declared == memory_shape,
-                "{}: output shape is {memory_shape:?} but the manifest says {:?} (wrong tensor shapes)",
-                enc.file,
-                enc.output_shape
-            );
-        } else {
-            ensure!(
-                memory_shape[2] as i64 == enc.output_shape[2],
-                "{}: memory dim {} differs from the manifest's {}",
-                enc.file,
-                memory_shape[2],
-                enc.output_shape[2]
-            );
-        }
-        let encoder_params = count_params(&typed);
-        let encoder = typed.into_runnable()?;
-        log::debug!(
-            "encoder {:?} -> {:?} optimised in {:.0} ms",
-            mel_shape,
-            memory_shape,
-            t0.elapsed().as_secs_f64() * 1e3
-        );
-
-        // ---- decoder
-        let t1 = std::time::Instant::now();
-        let mut model = load_onnx(&dir.join(&dec.file))?;
-        ensure!(
-            model.input_outlets()?.len() == 2,
-            "{}: expected 2 inputs (tokens, memory), found {}",
-            dec.file,
-            model.input_outlets()?.len()
-        );
-        let tok_ix = input_index(&model, &dec.input_tokens, &dec.file)?;
-        let mem_ix = input_index(&model, &dec.input_memory, &dec.file)?;
-        let d = memory_shape[2] as i64;
-        check_declared(
-            &dec.file,
-            &format!("input {:?}", dec.input_tokens),
-            declared_dims(model.input_fact(tok_ix)?),
-            &[None, None],
-        )
-        .context("wrong tensor shape")?;
-        check_declared(
-            &dec.file,
-            &format!("input {:?}", dec.input_memory),
-            declared_dims(model.input_fact(mem_ix)?),
-            &[None, None, Some(d)],
-        )
-        .context("wrong tensor shape (decoder memory must match the encoder output)")?;
-        let b = model.sym("B");
-        let l = model.sym("L");
-        let t = model.sym("T");
-        model.set_input_fact(
-            tok_ix,
-            InferenceFact::dt_shape(i64::datum_type(), tvec![b.to_dim(), l.to_dim()]),
-        )?;
-        model.set_input_fact(
-            mem_ix,
-            InferenceFact::dt_shape(
-                f32::datum_type(),
-                tvec![b.to_dim(), t.to_dim(), (d as usize).to_dim()],
-            ),
-        )?;
-        model
-            .select_outputs_by_name([dec.output.as_str()])
-            .map_err(|e| anyhow!("{}: no output named {:?}: {e}", dec.file, dec.output))?;
-        let typed = model
-            .into_typed()
-            .and_then(|m| m.into_decluttered())
-            .map_err(|e| anyhow!("{e:#}"))
-            .with_context(|| format!("{}: cannot analyse the decoder graph", dec.file))?;
-        let logits_fact = typed.output_fact(0)?.clone();
-        ensure!(
-            logits_fact.rank() == 2,
-            "{}: output {:?} must be [B, V], got {:?}",
-            dec.file,
-            dec.output,
-            logits_fact.shape
-        );
-        let declared_vocab = logits_fact.shape[1].to_i64().ok().map(|v| v as usize);
-        if let Some(v) = declared_vocab {
-            ensure!(
-                v == dec.vocab_size,
-                "{}: logits have {v} entries but decoder.vocab_size is {}",
-                dec.file,
-                dec.vocab_size
-            );
-        }
-        let decoder_params = count_params(&typed);
-        // Input positions after into_typed keep the ONNX order.
-        // With a key/value-cached decoder the full-prefix plan is never run: skip optimising it
-        // (start-up time and resident memory; docs/performance.md).
-        let cached =
-            super::cached::CachedDecoder::load_if_present(dir, dec.vocab_size, memory_shape[2])
-                .context("decoder_cached")?;
-        let symbolic = match mode {
-            DecoderMode::Symbolic if cached.is_none() => Some(
-                typed
-                    .clone()
-                    .into_optimized()
-                    .map_err(|e| anyhow!("{e:#}"))
-                    .with_context(|| format!("{}: cannot optimise the decoder", dec.file))?
-                    .into_runnable()?,
-            ),
-            DecoderMode::Symbolic | DecoderMode::PerShape => None,
-        };
-        log::debug!(
-            "decoder ({mode:?}) prepared in {:.0} ms",
-            t1.elapsed().as_secs_f64() * 1e3
-        );
-        let backend = TractBackend {
-            encoder,
-            mel_shape,
-            memory_shape,
-            encoder_params,
-            decoder: DecoderPlans {
-                mode,
-                typed,
-                symbols: [b, l, t],
-                symbolic,
-                cache: Mutex::new(HashMap::new()),
-                tokens_ix: tok_ix,
-            },
-            decoder_params,
+        let encoder = load_encoder(dir, enc, n_mels, frames)?;
+        let decoder = load_decoder(dir, dec, encoder.memory_shape[2], mode, use_cache)?;
+        Ok(TractBackend {
+            encoder: encoder.plan,
+            mel_shape: encoder.mel_shape,
+            memory_shape: encoder.memory_shape,
+            encoder_params: encoder.params,
+            decoder: decoder.plans,
+            decoder_params: decoder.params,
             vocab: dec.vocab_size,
-            cached,
-        };
-        Ok(backend)
+            cached: decoder.cached,
+        })
     }
 
     /// `[1, n_mels, frames]` encoder input.

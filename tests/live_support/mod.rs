@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use anyhow::Result;
-use earshot::live::WindowCaptioner;
+use earshot::model::WindowCaptioner;
 use earshot::sink::{Event, EventSink};
 use earshot::{Caption, Timings};
 use std::io::Read;
