@@ -2,17 +2,10 @@
 //! Every bad input must give exactly one clear line on stderr, a non-zero exit and no panic,
 //! while the other files of the same run are still captioned.
 
-mod common;
+mod support;
 
-use assert_cmd::Command;
-use common::*;
 use std::path::{Path, PathBuf};
-
-fn earshot() -> Command {
-    let mut c = Command::cargo_bin("earshot").unwrap();
-    c.env_remove("EARSHOT_MODEL").env_remove("RUST_LOG");
-    c
-}
+use support::*;
 
 struct Run {
     code: i32,
