@@ -5,6 +5,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use support::json::json_lines;
 use support::*;
 
 struct Run {
@@ -137,11 +138,7 @@ fn jsonl_with_ids_and_several_files() {
         Some(&b),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let rows: Vec<serde_json::Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&r.stdout);
     assert!(rows.len() >= 2);
     assert_eq!(rows[0]["file"], s(&a));
     assert_eq!(rows.last().unwrap()["file"], s(&c));
@@ -301,11 +298,7 @@ fn long_file_is_captioned_window_by_window() {
         Some(&b),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let rows: Vec<serde_json::Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&r.stdout);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(b.join("manifest.json")).unwrap()).unwrap();
     let win = manifest["window_seconds"].as_f64().unwrap();

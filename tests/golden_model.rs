@@ -14,7 +14,7 @@ use earshot::model::Captioner;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
-use support::json::{assert_close, floats, ids};
+use support::json::{assert_close, floats, ids, json_lines};
 use support::wav::decode_all;
 use support::*;
 
@@ -142,10 +142,7 @@ fn earshot_caption_prints_the_golden_captions() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "beam {beam}: {stderr}");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let rows: Vec<Value> = stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let rows = json_lines(&stdout);
         assert_eq!(rows.len(), 1, "one window for a 3 s clip: {stdout}");
         assert_eq!(rows[0]["caption"], e[key], "beam {beam}");
         assert_eq!(ids(&rows[0]["token_ids"]), ids(&e[ids_key]), "beam {beam}");

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use support::earshot;
+use support::json::json_lines;
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = earshot().args(args).output().unwrap();
@@ -203,11 +204,7 @@ fn file_source_fast_with_the_tiny_bundle() {
         jsonl.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&std::fs::read_to_string(&jsonl).unwrap());
     let caps: Vec<_> = lines.iter().filter(|e| e["event"] == "caption").collect();
     assert!(!caps.is_empty(), "{out}\n{err}");
     assert_eq!(

@@ -2,6 +2,13 @@
 
 use serde_json::Value;
 
+/// Every line of a JSON-lines text, parsed.
+pub fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// An array of numbers.
 pub fn floats(v: &Value) -> Vec<f64> {
     v.as_array()
