@@ -100,6 +100,18 @@ pub fn caption_json<'a>(event: &'a CaptionEvent, opts: &FormatOptions) -> Captio
     }
 }
 
+impl Event {
+    /// The JSON-lines object of this event ([`event_json`]).
+    pub fn to_json(&self) -> Value {
+        event_json(self)
+    }
+
+    /// The plain-text line of this event ([`event_text`]).
+    pub fn to_text(&self) -> String {
+        event_text(self)
+    }
+}
+
 /// The JSON-lines object of any event: a caption's fields ([`caption_json`]), for `listen`
 /// with the live facts added; health and summary reports.
 pub fn event_json(event: &Event) -> Value {
