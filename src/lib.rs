@@ -1,30 +1,38 @@
 //! earshot: offline audio captioning for small boards.
 //!
-//! Data flow (one module per stage):
-//! source ([`audio::decode`]) → resample ([`audio::resample`]) → windows ([`audio::window`]) →
-//! log-mel ([`frontend`]) → encoder → decoder/search ([`model`], [`search`]) → caption
-//! ([`captioner`]) → sink ([`output`]). [`pipeline`] wires the stages for one stream.
+//! The modules follow the path of a sample:
 //!
-//! `earshot listen` (live captioning): [`source`] → [`ring`] → [`live`] (processing and inference
-//! threads) → [`sink`]s, configured by [`config`], with [`health`] reports.
+//! 1. [`source`] — where audio comes from (`listen`: microphone, stdin, a file played live),
+//!    into the lock-free [`source::ring`];
+//! 2. [`audio`] — samples → model-rate windows: PCM formats and the non-finite-sample policy,
+//!    decoding, downmix, resampling, windows ([`audio::stream::WindowStream`]);
+//! 3. [`model`] — a window → a caption: the bundle, the log-mel front end, the encoder/decoder
+//!    backends, the search, the [`Captioner`];
+//! 4. [`live`] — `listen`'s DSP and inference threads, silence gate, dedup, health;
+//! 5. [`sink`] — where captions go (`caption` and `listen`): one event family, one sink trait,
+//!    one formatter per line shape; stdout/file lines, serial, MQTT.
+//!
+//! Around them: [`config`] (listen's settings: file shape, validation, board profiles),
+//! [`commands`] (one file per subcommand, exit codes) and [`cli`] (the command line).
 
+// The stages, in the order a sample travels.
+// 1. where audio comes from
+pub mod source;
+// 2. samples → model-rate windows
 pub mod audio;
-pub mod board;
-pub mod captioner;
+// 3. a window → a caption
+pub mod model;
+// 4. listen's threads
+pub mod live;
+// 5. where captions go
+pub mod sink;
+
+// Around the stages.
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod frontend;
-pub mod health;
-pub mod live;
-pub mod model;
-pub mod output;
-pub mod pipeline;
-pub mod ring;
-pub mod search;
-pub mod sink;
-pub mod source;
 
-pub use captioner::{Caption, Captioner, Timings};
-pub use model::{LoadOptions, Model};
-pub use pipeline::{caption_file, CaptionEvent, WindowStream};
+// The facade: what a library user needs to caption a window or a file.
+pub use commands::caption::caption_file;
+pub use model::{Caption, Captioner, LoadOptions, Model, Timings, WindowCaptioner};
+pub use sink::{CaptionEvent, Event, EventSink};
