@@ -1,41 +1,28 @@
-//! Issue 13, audio input: every malformed or unusual input header gives one clear line and a
-//! non-zero exit (never a panic, never an allocation sized by a lying header), and the valid
-//! unusual ones (streamed WAV, many channels, RF64) decode. Each test here failed before the fix.
-//! Helpers are local on purpose (no shared test module needed).
+//! Issue 13, audio input: every malformed or unusual input gives one clear line and a non-zero
+//! exit (never a panic, never an allocation sized by a lying header, never a hang), the valid
+//! unusual ones (streamed WAV, many channels, RF64, FIFOs) decode, and non-finite samples get
+//! the same treatment on every path. Each test here failed before the fix.
 
-use assert_cmd::cargo::CommandCargoExt;
+mod support;
+
 use earshot::audio::decode::AudioDecoder;
-use std::os::unix::process::CommandExt;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::json::json_lines;
+use support::wav::WavSpec;
+use support::{earshot_limited, repo};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+/// The address-space limit of every run here: a 1.5 GiB board.
+const LIMIT: u64 = 1536 << 20;
 
 fn bundle() -> PathBuf {
     repo().join("tests/golden/tiny-bundle")
 }
 
-/// The binary under a 1.5 GiB address-space limit (as on a small board): an allocation sized
-/// from a header fails instead of succeeding on a big machine.
 fn earshot() -> Command {
-    let mut c = Command::cargo_bin("earshot").unwrap();
-    c.env_remove("EARSHOT_MODEL")
-        .env_remove("RUST_LOG")
-        .env_remove("RUST_BACKTRACE");
-    unsafe {
-        c.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 1536 << 20,
-                rlim_max: 1536 << 20,
-            };
-            libc::setrlimit(libc::RLIMIT_AS, &lim);
-            Ok(())
-        });
-    }
-    c
+    earshot_limited(LIMIT)
 }
 
 struct Run {
@@ -44,8 +31,7 @@ struct Run {
     stderr: String,
 }
 
-fn run(args: &[&str]) -> Run {
-    let out = earshot().args(args).output().unwrap();
+fn finish(out: std::process::Output) -> Run {
     let r = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -59,93 +45,16 @@ fn run(args: &[&str]) -> Run {
     r
 }
 
+fn run(args: &[&str]) -> Run {
+    finish(earshot().args(args).output().unwrap())
+}
+
 fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// A WAV file description; `bytes()` writes it.
-#[derive(Clone)]
-struct Wav {
-    tag: u16,
-    channels: u16,
-    rate: u32,
-    bits: u16,
-    frames: usize,
-    extensible: bool,
-    riff_size: Option<u32>,
-    data_size: Option<u32>,
-}
-
-impl Wav {
-    fn pcm16(rate: u32, channels: u16, seconds: f64) -> Wav {
-        Wav {
-            tag: 1,
-            channels,
-            rate,
-            bits: 16,
-            frames: (seconds * f64::from(rate.clamp(1, 48_000))) as usize,
-            extensible: false,
-            riff_size: None,
-            data_size: None,
-        }
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        let container = usize::from(self.bits).div_ceil(8);
-        let block = container * usize::from(self.channels);
-        let mut data = Vec::with_capacity(block * self.frames);
-        for i in 0..self.frames {
-            let v = (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 16000.0).sin() * 0.3;
-            for _ in 0..self.channels {
-                match (self.tag, self.bits) {
-                    (3, 32) => data.extend_from_slice(&(v as f32).to_le_bytes()),
-                    (3, 64) => data.extend_from_slice(&v.to_le_bytes()),
-                    (1, 8) => data.push(((v * 127.0) as i32 + 128) as u8),
-                    (1, b) => {
-                        let x = (v * f64::from(1u32 << (b - 1)) * 0.99) as i64;
-                        data.extend_from_slice(&x.to_le_bytes()[..container]);
-                    }
-                    _ => data.push(((v + 1.0) * 100.0) as u8),
-                }
-            }
-        }
-        let mut fmt = Vec::new();
-        fmt.extend_from_slice(&(if self.extensible { 0xFFFE } else { self.tag }).to_le_bytes());
-        fmt.extend_from_slice(&self.channels.to_le_bytes());
-        fmt.extend_from_slice(&self.rate.to_le_bytes());
-        fmt.extend_from_slice(&(self.rate.wrapping_mul(block as u32)).to_le_bytes());
-        fmt.extend_from_slice(&(block as u16).to_le_bytes());
-        fmt.extend_from_slice(&self.bits.to_le_bytes());
-        if self.extensible {
-            fmt.extend_from_slice(&22u16.to_le_bytes());
-            fmt.extend_from_slice(&self.bits.to_le_bytes());
-            fmt.extend_from_slice(&0u32.to_le_bytes()); // no speaker positions
-            fmt.extend_from_slice(&self.tag.to_le_bytes());
-            fmt.extend_from_slice(&[
-                0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71,
-            ]);
-        }
-        let mut b = b"RIFF".to_vec();
-        let riff = 4 + 8 + fmt.len() + 8 + data.len();
-        b.extend_from_slice(&self.riff_size.unwrap_or(riff as u32).to_le_bytes());
-        b.extend_from_slice(b"WAVEfmt ");
-        b.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
-        b.extend_from_slice(&fmt);
-        b.extend_from_slice(b"data");
-        b.extend_from_slice(&self.data_size.unwrap_or(data.len() as u32).to_le_bytes());
-        b.extend_from_slice(&data);
-        b
-    }
-
-    fn write(&self, dir: &Path, name: &str) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, self.bytes()).unwrap();
-        p
-    }
-}
-
 fn good(dir: &Path, name: &str) -> PathBuf {
-    Wav::pcm16(16000, 1, 3.0).write(dir, name)
+    WavSpec::pcm16(16000, 1, 3.0).write(dir, name)
 }
 
 /// `caption first.wav BAD last.wav`: one error line naming BAD containing `keyword`, exit 1, and
@@ -160,7 +69,11 @@ fn caption_rejects(bad: &Path, keyword: &str) -> String {
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one stderr line expected: {}", r.stderr);
     assert!(lines[0].contains(&s(bad)), "{}", lines[0]);
-    assert!(lines[0].contains(keyword), "'{keyword}' not in: {}", lines[0]);
+    assert!(
+        lines[0].contains(keyword),
+        "'{keyword}' not in: {}",
+        lines[0]
+    );
     assert!(r.stdout.contains("first.wav: ["), "{}", r.stdout);
     assert!(r.stdout.contains("last.wav: ["), "{}", r.stdout);
     lines[0].to_string()
@@ -182,23 +95,37 @@ fn listen_rejects(bad: &Path, keyword: &str) {
     assert_eq!(err[0].matches(&s(bad)).count(), 1, "{}", err[0]);
 }
 
+/// The FLAC fixture with another sample rate in its STREAMINFO block (20 bits at byte 18).
+fn flac_with_rate(rate: u32) -> Vec<u8> {
+    let mut b = std::fs::read(repo().join("tests/data/tone-22k-stereo.flac")).unwrap();
+    assert_eq!(&b[..4], b"fLaC");
+    b[18] = (rate >> 12) as u8;
+    b[19] = (rate >> 4) as u8;
+    b[20] = (b[20] & 0x0F) | (((rate & 0xF) as u8) << 4);
+    b
+}
+
 #[test]
 fn implausible_sample_rates_are_rejected_on_every_file_path() {
     let tmp = tempfile::tempdir().unwrap();
     for rate in [4_294_967_291u32, 4_294_967_295, 100_000_000, 768_001, 999] {
-        let p = Wav::pcm16(rate, 1, 1.0).write(tmp.path(), &format!("r{rate}.wav"));
+        let p = WavSpec::pcm16(rate, 1, 1.0).write(tmp.path(), &format!("r{rate}.wav"));
         let line = caption_rejects(&p, "sample rate");
         assert!(line.contains("1000") && line.contains("768000"), "{line}");
         listen_rejects(&p, "sample rate");
         let r = run(&["bench", "--model", &s(&bundle()), "--input", &s(&p)]);
-        assert_ne!(r.code, 0);
+        assert_eq!(r.code, 1, "{}", r.stderr);
         assert!(r.stderr.contains("sample rate"), "{}", r.stderr);
         let e = AudioDecoder::open(&p).unwrap_err();
         assert!(format!("{e:#}").contains("sample rate"), "{e:#}");
     }
+    // The same rule for the other containers (FLAC allows up to 1048575 Hz).
+    let p = tmp.path().join("fast.flac");
+    std::fs::write(&p, flac_with_rate(1_048_575)).unwrap();
+    caption_rejects(&p, "sample rate");
     // The edges of the range are accepted.
     for rate in [1000u32, 768_000] {
-        let p = Wav::pcm16(rate, 1, 1.0).write(tmp.path(), &format!("ok{rate}.wav"));
+        let p = WavSpec::pcm16(rate, 1, 1.0).write(tmp.path(), &format!("ok{rate}.wav"));
         let d = AudioDecoder::open(&p).unwrap();
         assert_eq!(d.info().sample_rate, rate);
     }
@@ -213,11 +140,14 @@ fn resampler_refuses_implausible_rates() {
 }
 
 #[test]
-fn zero_hz_wav_is_an_error_not_a_panic() {
+fn zero_hz_is_an_error_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();
-    let p = Wav::pcm16(0, 1, 1.0).write(tmp.path(), "zero-hz.wav");
+    let p = WavSpec::pcm16(0, 1, 1.0).write(tmp.path(), "zero-hz.wav");
     caption_rejects(&p, "sample rate");
     listen_rejects(&p, "sample rate");
+    let p = tmp.path().join("zero-hz.flac");
+    std::fs::write(&p, flac_with_rate(0)).unwrap();
+    caption_rejects(&p, "sample rate");
 }
 
 #[test]
@@ -225,7 +155,7 @@ fn streamed_wav_with_unknown_sizes_decodes() {
     let tmp = tempfile::tempdir().unwrap();
     // ffmpeg to a pipe writes 0xFFFFFFFF; arecord writes 0x7FFFFFFF.
     for size in [0xFFFF_FFFFu32, 0x7FFF_FFFF] {
-        let mut w = Wav::pcm16(16000, 1, 3.0);
+        let mut w = WavSpec::pcm16(16000, 1, 3.0);
         w.riff_size = Some(size);
         w.data_size = Some(size);
         let p = w.write(tmp.path(), &format!("stream{size:x}.wav"));
@@ -246,19 +176,24 @@ fn many_channels_decode() {
     let tmp = tempfile::tempdir().unwrap();
     for ch in [31u16, 32, 64, 256] {
         for ext in [false, true] {
-            let mut w = Wav::pcm16(16000, ch, 1.0);
+            let mut w = WavSpec::pcm16(16000, ch, 1.0);
             w.extensible = ext;
             let p = w.write(tmp.path(), &format!("c{ch}{ext}.wav"));
             let mut d = AudioDecoder::open(&p).unwrap_or_else(|e| panic!("{ch} ch: {e:#}"));
             assert_eq!(d.info().channels, usize::from(ch));
-            let mut n = 0;
+            let mut mono = Vec::new();
             while let Some(c) = d.next_chunk().unwrap() {
-                n += c.len();
+                mono.extend_from_slice(c);
             }
-            assert_eq!(n, 16_000, "{ch} channels");
+            assert_eq!(mono.len(), 16_000, "{ch} channels");
+            // Every channel carries the same tone: the downmix is that tone.
+            let err = (0..mono.len())
+                .map(|i| (f64::from(mono[i]) - w.value(i) * 0.99).abs())
+                .fold(0f64, f64::max);
+            assert!(err < 1e-3, "{ch} channels: {err}");
         }
     }
-    let p = Wav::pcm16(16000, 64, 3.0).write(tmp.path(), "c64.wav");
+    let p = WavSpec::pcm16(16000, 64, 3.0).write(tmp.path(), "c64.wav");
     let r = run(&["caption", "--model", &s(&bundle()), &s(&p)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
@@ -266,7 +201,7 @@ fn many_channels_decode() {
 #[test]
 fn other_containers_say_unknown_or_unsupported_format() {
     let tmp = tempfile::tempdir().unwrap();
-    let wav = Wav::pcm16(16000, 1, 3.0).bytes();
+    let wav = WavSpec::pcm16(16000, 1, 3.0).bytes();
     let mut aiff = b"FORM\0\0\x10\0AIFFCOMM".to_vec();
     aiff.extend_from_slice(&wav[20..]);
     let mut rifx = wav.clone();
@@ -298,7 +233,7 @@ fn other_containers_say_unknown_or_unsupported_format() {
 #[test]
 fn rf64_decodes() {
     let tmp = tempfile::tempdir().unwrap();
-    let wav = Wav::pcm16(16000, 1, 3.0).bytes();
+    let wav = WavSpec::pcm16(16000, 1, 3.0).bytes();
     // RF64: sizes 0xFFFFFFFF, the real ones in a ds64 chunk before fmt.
     let data_len = (wav.len() - 44) as u64;
     let mut rf = b"RF64".to_vec();
@@ -350,10 +285,9 @@ fn fifo_with_data_is_captioned() {
     let tmp = tempfile::tempdir().unwrap();
     let fifo = tmp.path().join("pipe.wav");
     mkfifo(&fifo);
-    let bytes = Wav::pcm16(16000, 1, 3.0).bytes();
+    let bytes = WavSpec::pcm16(16000, 1, 3.0).bytes();
     let f2 = fifo.clone();
     let writer = std::thread::spawn(move || {
-        use std::io::Write;
         let mut f = std::fs::OpenOptions::new().write(true).open(&f2).unwrap();
         let _ = f.write_all(&bytes);
     });
@@ -371,8 +305,8 @@ fn fifo_without_writer_gives_up() {
     let t = Instant::now();
     let mut child = earshot()
         .args(["caption", "--model", &s(&bundle()), &s(&fifo)])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let status = loop {
@@ -388,8 +322,12 @@ fn fifo_without_writer_gives_up() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut err = String::new();
-    use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("no writer"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -426,10 +364,15 @@ fn truncated_ogg_is_an_error() {
     let b = ogg();
     let pages = ogg_pages(&b);
     // Cut inside a page, and cut exactly at a page boundary.
-    for (name, cut) in [("mid.ogg", b.len() / 2), ("page.ogg", pages[pages.len() / 2])] {
+    for (name, cut) in [
+        ("mid.ogg", b.len() / 2),
+        ("page.ogg", pages[pages.len() / 2]),
+    ] {
         let p = tmp.path().join(name);
         std::fs::write(&p, &b[..cut]).unwrap();
-        caption_rejects(&p, "truncated");
+        let line = caption_rejects(&p, "truncated");
+        let secs = line.split_whitespace().filter(|w| w.parse::<f64>().is_ok());
+        assert_eq!(secs.count(), 1, "names the seconds read: {line}");
         listen_rejects(&p, "truncated");
     }
 }
@@ -446,10 +389,157 @@ fn corrupt_ogg_page_is_reported() {
     let p = tmp.path().join("damaged.ogg");
     std::fs::write(&p, &b).unwrap();
     let r = run(&["caption", "--model", &s(&bundle()), &s(&p)]);
+    eprintln!("{}", r.stderr);
     assert!(
         r.stderr.contains("lost") || r.stderr.contains("corrupt"),
         "no word about the missing seconds: {}",
         r.stderr
     );
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+/// (start, end, caption) of the caption lines of a JSON-lines output.
+fn caption_list(jsonl: &str) -> Vec<(f64, f64, String)> {
+    json_lines(jsonl)
+        .into_iter()
+        .filter(|e| e.get("event").is_none_or(|k| k == "caption"))
+        .map(|e| {
+            (
+                e["start"].as_f64().unwrap(),
+                e["end"].as_f64().unwrap(),
+                e["caption"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The one warning line about non-finite samples in `stderr`.
+fn one_non_finite_warning(what: &str, stderr: &str) {
+    let warn: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("non-finite"))
+        .collect();
+    assert_eq!(warn.len(), 1, "{what}: {stderr}");
+    assert!(warn[0].contains("replaced by 0"), "{what}: {}", warn[0]);
+}
+
+#[test]
+fn non_finite_samples_are_zeroed_and_warned_about_on_every_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = s(&bundle());
+    // 23 s: four 10 s windows every 5 s; a NaN in the second window and an Inf in the third.
+    let mut w = WavSpec::float32(16000, 1, 23.0);
+    w.poke = Some((16000 * 7, f64::NAN));
+    let nan = w.write(tmp.path(), "nan.wav");
+    let mut bytes = std::fs::read(&nan).unwrap();
+    let at = 44 + 4 * 16000 * 12;
+    bytes[at..at + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    std::fs::write(&nan, &bytes).unwrap();
+    let n = s(&nan);
+    let common = ["--model", &b, "--holdoff", "0", "--format", "jsonl"];
+    let gate = ["--gate-dbfs", "-60"];
+
+    let r = run(&["caption", "--model", &b, &n, "--format", "jsonl"]);
+    assert_eq!(r.code, 0, "caption: {}", r.stderr);
+    one_non_finite_warning("caption", &r.stderr);
+    let expected = caption_list(&r.stdout);
+    assert_eq!(expected.len(), 4, "every window captioned: {}", r.stdout);
+
+    let mut args = vec!["listen", "--file", &n, "--fast"];
+    args.extend(common);
+    args.extend(gate);
+    let r = run(&args);
+    assert_eq!(r.code, 0, "listen --file: {}", r.stderr);
+    one_non_finite_warning("listen --file", &r.stderr);
+    assert_eq!(caption_list(&r.stdout), expected, "listen --file");
+
+    let cfg = tmp.path().join("queue.toml");
+    std::fs::write(&cfg, "[captions]\nqueue_windows = 8\n").unwrap();
+    let c = s(&cfg);
+    let mut args = vec!["listen", "--stdin", "--config", &c];
+    args.extend(common);
+    args.extend(gate);
+    let r = finish(
+        earshot()
+            .args(&args)
+            .stdin(std::fs::File::open(&nan).unwrap())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "listen --stdin: {}", r.stderr);
+    one_non_finite_warning("listen --stdin", &r.stderr);
+    assert_eq!(caption_list(&r.stdout), expected, "listen --stdin");
+}
+
+/// Mono samples of `bytes` decoded by symphonia itself (the reference the WAV reader replaced;
+/// the test below guards the "keep" list of issue 13, it is not a regression test).
+fn symphonia_mono(bytes: Vec<u8>) -> Vec<f32> {
+    use symphonia::core::audio::SampleBuffer;
+    use symphonia::core::io::MediaSourceStream;
+    let mss = MediaSourceStream::new(Box::new(std::io::Cursor::new(bytes)), Default::default());
+    let mut hint = symphonia::core::probe::Hint::new();
+    hint.with_extension("wav");
+    let mut format = symphonia::default::get_probe()
+        .format(&hint, mss, &Default::default(), &Default::default())
+        .unwrap()
+        .format;
+    let params = format.tracks()[0].codec_params.clone();
+    let mut dec = symphonia::default::get_codecs()
+        .make(&params, &Default::default())
+        .unwrap();
+    let mut out = Vec::new();
+    while let Ok(p) = format.next_packet() {
+        let d = dec.decode(&p).unwrap();
+        let ch = d.spec().channels.count();
+        let mut buf = SampleBuffer::<f32>::new(d.capacity() as u64, *d.spec());
+        buf.copy_interleaved_ref(d);
+        out.extend(
+            buf.samples()
+                .chunks_exact(ch)
+                .map(|f| f.iter().sum::<f32>() / ch as f32),
+        );
+    }
+    out
+}
+
+#[test]
+fn every_wav_encoding_decodes_as_symphonia_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (tag, bits) in [
+        (1u16, 8u16),
+        (1, 16),
+        (1, 24),
+        (1, 32),
+        (3, 32),
+        (3, 64),
+        (6, 8),
+        (7, 8),
+    ] {
+        for (channels, rate, ext) in [
+            (1u16, 8000u32, false),
+            (6, 44_100, true),
+            (2, 768_000, false),
+        ] {
+            let mut w = WavSpec::pcm16(rate, channels, 0.25);
+            // symphonia has no extensible G.711 to compare with.
+            (w.tag, w.bits, w.extensible) = (tag, bits, ext && tag < 6);
+            let name = format!("t{tag}b{bits}c{channels}.wav");
+            let p = w.write(tmp.path(), &name);
+            let want = symphonia_mono(w.bytes());
+            let mut d = AudioDecoder::open(&p).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert_eq!(d.info().sample_rate, rate);
+            assert_eq!(d.info().channels, usize::from(channels));
+            let mut got = Vec::new();
+            while let Some(c) = d.next_chunk().unwrap() {
+                got.extend_from_slice(c);
+            }
+            assert_eq!(got.len(), want.len(), "{name}");
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 1e-6, "{name}: max difference {err}");
+        }
+    }
 }

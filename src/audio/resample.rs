@@ -3,7 +3,8 @@
 //! `push` accepts any number of samples and hands the produced output to a callback; `finish`
 //! flushes the resampler's internal delay and emits exactly `round(n_in * out_rate / in_rate)`
 //! samples in total, aligned with the input (the filter delay is removed). Equal rates pass
-//! through unchanged.
+//! through unchanged. Both rates must pass [`super::pcm::check_rate`] (the filter sizes follow
+//! from them).
 
 use anyhow::{anyhow, Result};
 use rubato::{FftFixedIn, Resampler as _};
@@ -53,9 +54,9 @@ impl std::fmt::Debug for Resampler {
 
 impl Resampler {
     pub fn new(in_rate: u32, out_rate: u32) -> Result<Resampler> {
-        if in_rate == 0 || out_rate == 0 {
-            return Err(anyhow!("sample rates must be > 0"));
-        }
+        // The filters are sized from the rates: the one rate rule first.
+        super::pcm::check_rate(in_rate)?;
+        super::pcm::check_rate(out_rate)?;
         let chunk = chunk_size(in_rate, out_rate);
         let inner = if in_rate == out_rate {
             None
