@@ -543,3 +543,58 @@ fn every_wav_encoding_decodes_as_symphonia_did() {
         }
     }
 }
+
+/// OGG page checksum (CRC-32, polynomial 0x04C11DB7, unreflected, initial 0).
+fn ogg_crc(page: &[u8]) -> u32 {
+    let mut crc = 0u32;
+    for &b in page {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Found by tests/fuzz_decode.rs: a comment length of 4 GB inside a FLAC comment block (or an
+/// OGG comment header with a valid checksum) made symphonia allocate 4 GB before reading it.
+#[test]
+fn lying_comment_lengths_are_rejected_before_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    // FLAC: the fixture's comment block (after the 34-byte STREAMINFO) has vendor, count, and
+    // its first comment's length at 4 + 4 + vendor + 4.
+    let mut flac = std::fs::read(repo().join("tests/data/tone-22k-stereo.flac")).unwrap();
+    let block = 4 + 4 + 34;
+    assert_eq!(flac[block] & 0x7F, 4, "a comment block");
+    let body = block + 4;
+    let vendor = u32::from_le_bytes(flac[body..body + 4].try_into().unwrap()) as usize;
+    let first = body + 4 + vendor + 4;
+    flac[first..first + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let p = tmp.path().join("comment.flac");
+    std::fs::write(&p, &flac).unwrap();
+    caption_rejects(&p, "corrupt FLAC comment block");
+    // OGG: the same in the comment header, with the page checksum recomputed.
+    let mut b = ogg();
+    let i = b.windows(7).position(|w| w == b"\x03vorbis").unwrap();
+    let vendor = u32::from_le_bytes(b[i + 7..i + 11].try_into().unwrap()) as usize;
+    let first = i + 7 + 4 + vendor + 4;
+    b[first..first + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let page = ogg_pages(&b).into_iter().rfind(|&p| p < i).unwrap();
+    let segs = usize::from(b[page + 26]);
+    let len: usize = 27
+        + segs
+        + b[page + 27..page + 27 + segs]
+            .iter()
+            .map(|&l| usize::from(l))
+            .sum::<usize>();
+    b[page + 22..page + 26].fill(0);
+    let crc = ogg_crc(&b[page..page + len]);
+    b[page + 22..page + 26].copy_from_slice(&crc.to_le_bytes());
+    let p = tmp.path().join("comment.ogg");
+    std::fs::write(&p, &b).unwrap();
+    caption_rejects(&p, "corrupt OGG comment header");
+}

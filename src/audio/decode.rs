@@ -40,6 +40,8 @@ pub const MAX_CONSECUTIVE_BAD_PACKETS: usize = 16;
 pub const FIFO_WAIT: Duration = Duration::from_secs(10);
 /// Bytes looked at to tell the format.
 const SNIFF_BYTES: usize = 4096;
+/// Metadata read ahead to check the lengths symphonia would allocate from.
+const MAX_METADATA_BYTES: usize = 16 << 20;
 /// WAV bytes read per chunk (at least one frame).
 const WAV_READ_BYTES: usize = 8 * 1024;
 
@@ -185,6 +187,130 @@ fn sniff(head: &[u8]) -> Result<Kind> {
         _ => {}
     }
     Ok(kind)
+}
+
+/// Makes `head` (the first bytes of `source`) at least `len` bytes long, if the stream has them
+/// and `len` is within [`MAX_METADATA_BYTES`]; returns whether it is.
+fn fill(source: &mut dyn Read, head: &mut Vec<u8>, len: usize) -> Result<bool> {
+    if head.len() < len && len <= MAX_METADATA_BYTES {
+        let have = head.len();
+        head.resize(len, 0);
+        let n = read_full(source, &mut head[have..]).context("read error")?;
+        head.truncate(have + n);
+    }
+    Ok(head.len() >= len)
+}
+
+/// Checks a Vorbis comment structure (`b`, lengths little-endian) against its own size:
+/// symphonia allocates each comment at its declared length before reading it.
+fn check_comment_lengths(b: &[u8], what: &str) -> Result<()> {
+    let bad = || anyhow!("corrupt {what}: a length runs past its end");
+    let u32_at = |at: usize| -> Result<usize> {
+        let v = b.get(at..at + 4).ok_or_else(bad)?;
+        Ok(u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as usize)
+    };
+    let mut at = 4usize.checked_add(u32_at(0)?).ok_or_else(bad)?;
+    let n = u32_at(at)?;
+    at += 4;
+    for _ in 0..n {
+        at = (u32_at(at)?.checked_add(4))
+            .and_then(|l| at.checked_add(l))
+            .filter(|&e| e <= b.len())
+            .ok_or_else(bad)?;
+    }
+    Ok(())
+}
+
+/// Walks the FLAC metadata blocks, checking the lengths inside the comment and picture blocks
+/// against the block (symphonia allocates from them unchecked).
+fn check_flac_metadata(source: &mut dyn Read, head: &mut Vec<u8>) -> Result<()> {
+    let mut at = 4usize;
+    loop {
+        if !fill(source, head, at + 4)? {
+            return Ok(()); // a cut header: symphonia reports it
+        }
+        let (last, kind) = (head[at] & 0x80 != 0, head[at] & 0x7F);
+        let len = usize::from(head[at + 1]) << 16
+            | usize::from(head[at + 2]) << 8
+            | usize::from(head[at + 3]);
+        let body = at + 4..at + 4 + len;
+        if matches!(kind, 4 | 6) {
+            // A block running past the end of the file (or past the read-ahead) is checked
+            // against what there is: symphonia would read on into the audio frames.
+            let complete = fill(source, head, body.end)?;
+            let b = &head[body.start.min(head.len())..body.end.min(head.len())];
+            if kind == 4 {
+                check_comment_lengths(b, "FLAC comment block")?;
+            } else {
+                // Picture: type, MIME length + MIME, text length + text, 4 × 4 bytes, data
+                // length + data (big-endian).
+                let bad = || anyhow!("corrupt FLAC picture block: a length runs past its end");
+                let u32_at = |at: usize| -> Result<usize> {
+                    let v = b.get(at..at + 4).ok_or_else(bad)?;
+                    Ok(u32::from_be_bytes([v[0], v[1], v[2], v[3]]) as usize)
+                };
+                let mut p = 4usize;
+                for skip_after in [4usize, 20] {
+                    p = (u32_at(p)?.checked_add(skip_after))
+                        .and_then(|l| p.checked_add(l))
+                        .ok_or_else(bad)?;
+                }
+                (u32_at(p)?.checked_add(4))
+                    .and_then(|l| p.checked_add(l))
+                    .filter(|&e| e <= b.len())
+                    .ok_or_else(bad)?;
+            }
+            if !complete {
+                return Ok(());
+            }
+        }
+        at = body.end;
+        if last || at > MAX_METADATA_BYTES {
+            return Ok(());
+        }
+    }
+}
+
+/// Finds the second packet of an OGG stream (the Vorbis comment header) and checks its
+/// lengths (symphonia allocates from them unchecked).
+fn check_vorbis_comment(source: &mut dyn Read, head: &mut Vec<u8>) -> Result<()> {
+    let mut at = 0usize;
+    let mut packet = 0usize;
+    let mut comment: Vec<u8> = Vec::new();
+    while packet < 2 {
+        if !fill(source, head, at + 27)? || &head[at..at + 4] != b"OggS" {
+            return Ok(()); // symphonia resyncs or reports it
+        }
+        let segs = usize::from(head[at + 26]);
+        if !fill(source, head, at + 27 + segs)? {
+            return Ok(());
+        }
+        let lacing: Vec<usize> = head[at + 27..at + 27 + segs]
+            .iter()
+            .map(|&l| usize::from(l))
+            .collect();
+        let mut p = at + 27 + segs;
+        if !fill(source, head, p + lacing.iter().sum::<usize>())? {
+            return Ok(());
+        }
+        for l in lacing {
+            if packet == 1 {
+                comment.extend_from_slice(&head[p..p + l]);
+            }
+            p += l;
+            if l < 255 {
+                packet += 1;
+                if packet == 2 {
+                    break;
+                }
+            }
+        }
+        at = p;
+    }
+    if comment.starts_with(b"\x03vorbis") {
+        check_comment_lengths(&comment[7..], "OGG comment header")?;
+    }
+    Ok(())
 }
 
 /// A non-seekable source whose first bytes were already read.
@@ -393,6 +519,11 @@ impl AudioDecoder {
             bail!("empty stream (0 bytes)");
         }
         let kind = sniff(&head)?;
+        match kind {
+            Kind::Flac => check_flac_metadata(&mut source, &mut head)?,
+            Kind::Ogg => check_vorbis_comment(&mut source, &mut head)?,
+            _ => {}
+        }
         let source: Box<dyn MediaSource> = if seekable {
             source.seek(SeekFrom::Start(0)).context("read error")?;
             source

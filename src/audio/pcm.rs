@@ -15,7 +15,9 @@
 //! They only occur in damaged or wrongly produced float data. On every path (`caption`,
 //! `listen --file`, `listen --stdin`, `bench --input`) each one is replaced by 0 before it
 //! reaches a window, they are counted, and one warning per file or stream names the first one's
-//! position. No window is dropped or refused because of them.
+//! position. No window is dropped or refused because of them. Finite float samples beyond ±1
+//! are clamped to ±1 on the same paths (a float file may hold 1e38; squared in the front end
+//! that would be infinite).
 
 use anyhow::{bail, ensure, Context, Result};
 use std::io::Read;
@@ -59,8 +61,8 @@ impl PcmFormat {
     }
 }
 
-/// The non-finite-sample policy (module docs) for one file or stream: replaces NaN/±Inf by 0,
-/// counts them, and warns once, at the first, naming `name` and the position.
+/// The sample policy (module docs) for one file or stream: replaces NaN/±Inf by 0, counts them,
+/// and warns once, at the first, naming `name` and the position; clamps the rest to ±1.
 #[derive(Debug)]
 pub struct FiniteGuard {
     name: String,
@@ -81,7 +83,9 @@ impl FiniteGuard {
     /// of the stream.
     pub fn clean(&mut self, samples: &mut [f32], channels: usize, frame: u64) {
         for (i, v) in samples.iter_mut().enumerate() {
-            if !v.is_finite() {
+            if v.is_finite() {
+                *v = v.clamp(-1.0, 1.0);
+            } else {
                 if self.count == 0 {
                     let t = (frame + (i / channels.max(1)) as u64) as f64 / f64::from(self.rate);
                     log::warn!(
@@ -104,11 +108,6 @@ impl FiniteGuard {
     }
 }
 
-/// A live float sample: clamped to ±1 (non-finite ones pass through to the [`FiniteGuard`]).
-pub fn live_sample(v: f32) -> f32 {
-    v.clamp(-1.0, 1.0)
-}
-
 /// Averages interleaved channels into `out` (`out.len()` frames).
 pub fn downmix(interleaved: &[f32], channels: usize, out: &mut [f32]) {
     if channels == 1 {
@@ -121,16 +120,10 @@ pub fn downmix(interleaved: &[f32], channels: usize, out: &mut [f32]) {
     }
 }
 
-/// Converts whole little-endian samples of `bytes` into `out`; returns samples written. Float
-/// samples are clamped to ±1 ([`live_sample`]).
+/// Converts whole little-endian samples of `bytes` into `out`; returns samples written (as they
+/// are: the [`FiniteGuard`] comes next).
 pub fn convert(pcm: PcmFormat, bytes: &[u8], out: &mut [f32]) -> usize {
-    let n = decode_samples(pcm.sample_format(), bytes, out);
-    if pcm == PcmFormat::F32Le {
-        for o in &mut out[..n] {
-            *o = live_sample(*o);
-        }
-    }
-    n
+    decode_samples(pcm.sample_format(), bytes, out)
 }
 
 /// Data chunk sizes at or above this mean "unknown length": streaming writers put 0xFFFFFFFF
@@ -395,9 +388,9 @@ mod tests {
     #[test]
     fn finite_guard_zeroes_and_counts() {
         let mut g = FiniteGuard::new("x", 16000);
-        let mut x = [0.5, f32::NAN, 0.25, f32::INFINITY, f32::NEG_INFINITY, -0.5];
+        let mut x = [0.5, f32::NAN, 0.25, f32::INFINITY, f32::NEG_INFINITY, -3e38];
         g.clean(&mut x, 2, 100);
-        assert_eq!(x, [0.5, 0.0, 0.25, 0.0, 0.0, -0.5]);
+        assert_eq!(x, [0.5, 0.0, 0.25, 0.0, 0.0, -1.0]);
         assert_eq!(g.count(), 3);
     }
 
@@ -448,7 +441,7 @@ mod tests {
         assert_eq!(convert(PcmFormat::F32Le, &f32s, &mut out), 3);
         assert_eq!(out[0], 0.25);
         assert!(out[1].is_nan(), "left to the FiniteGuard");
-        assert_eq!(out[2], 1.0);
+        assert_eq!(out[2], 2.0);
         let s32: Vec<u8> = [i32::MIN, 1 << 30]
             .iter()
             .flat_map(|v| v.to_le_bytes())
