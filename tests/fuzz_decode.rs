@@ -32,9 +32,9 @@ const MAX_PEAK_BYTES: isize = 64 << 20;
 /// Time allowed per input.
 const MAX_SECONDS: f64 = 10.0;
 /// Audio inputs of the default run.
-const DEFAULT_AUDIO_INPUTS: u64 = 12_000;
+const DEFAULT_AUDIO_INPUTS: u64 = 36_000;
 /// Manifest inputs of the default run.
-const DEFAULT_MANIFEST_INPUTS: u64 = 4_000;
+const DEFAULT_MANIFEST_INPUTS: u64 = 6_000;
 
 // ---- a per-thread counting allocator ----
 
