@@ -191,12 +191,14 @@ fi
 
 # ---- the run: as root, no stdin, a clean environment -------------------------------------------
 [[ -n "$cmd" ]] || cmd=".ci/run"
-log "chroot $root: cd /work/main && $cmd"
+what="${cmd%%$'\n'*}"
+[[ "$what" == "$cmd" ]] || what="$what ..."
+log "chroot $root: cd /work/main && $what"
 t0=$(date +%s)
 set +e
 chroot "$root" /usr/bin/env -i "${envs[@]}" /bin/bash -c "cd /work/main && $cmd" </dev/null 2>&1 \
     | tee "$work/run.log"
 rc=${PIPESTATUS[0]}
 set -e
-log "exit status $rc after $(( $(date +%s) - t0 )) s ($cmd; log: $work/run.log)"
+log "exit status $rc after $(( $(date +%s) - t0 )) s: $what (log: $work/run.log)"
 exit "$rc"
