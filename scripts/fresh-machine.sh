@@ -22,8 +22,6 @@
 #                     wheel *cache* for pip (torch is large); pip still installs every package
 #   --no-cargo-cache  hide this machine's ~/.cargo/registry (cargo then downloads every crate)
 #   --no-shared       do not bind the shared data directory (../shared beside the repository)
-#   --no-pip-cache    no persistent pip cache (default: WORK/cache/pip at /root/.cache/pip, kept
-#                     between runs so that torch is downloaded once; pip still installs everything)
 #
 # The Rust toolchain: this machine's ~/.rustup and ~/.cargo are mounted in the chroot as
 # copy-on-write copies (overlayfs, this machine's directories as the read-only lower layer, the
@@ -48,7 +46,7 @@ die() { printf 'fresh-machine: error: %s\n' "$*" >&2; exit 1; }
 here="$(cd "$(dirname "$0")/.." && pwd)"
 args=("$@")
 work=/var/tmp/earshot-fresh
-keep=0 reuse=0 prepare=0 rebuild=0 cargo_cache=1 shared=1 pip_cache=1
+keep=0 reuse=0 prepare=0 rebuild=0 cargo_cache=1 shared=1
 repo="$here" rev=HEAD wheels=""
 cmd=""
 while (( $# > 0 )); do
@@ -63,9 +61,8 @@ while (( $# > 0 )); do
         --wheels) wheels="$2"; shift 2 ;;
         --no-cargo-cache) cargo_cache=0; shift ;;
         --no-shared) shared=0; shift ;;
-        --no-pip-cache) pip_cache=0; shift ;;
         --) shift; cmd="$*"; break ;;
-        -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
@@ -181,10 +178,6 @@ if [[ "$shared" == 1 && -d "$(dirname "$repo")/shared" ]]; then
     mkdir -p "$root/work/shared"
     mount --bind "$(dirname "$repo")/shared" "$root/work/shared"
     mount -o remount,bind,ro "$root/work/shared"
-fi
-if [[ "$pip_cache" == 1 ]]; then
-    mkdir -p "$work/cache/pip" "$root/root/.cache/pip"
-    mount --bind "$work/cache/pip" "$root/root/.cache/pip"
 fi
 envs=(HOME=/root USER=root LOGNAME=root LANG=C.UTF-8 TERM=dumb
       PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
