@@ -195,10 +195,30 @@ what="${cmd%%$'\n'*}"
 [[ "$what" == "$cmd" ]] || what="$what ..."
 log "chroot $root: cd /work/main && $what"
 t0=$(date +%s)
-set +e
-chroot "$root" /usr/bin/env -i "${envs[@]}" /bin/bash -c "cd /work/main && $cmd" </dev/null 2>&1 \
-    | tee "$work/run.log"
-rc=${PIPESTATUS[0]}
-set -e
+# In the background, so that a signal to this script (Ctrl-C, timeout) is handled at once: it
+# ends every process whose root is the chroot, then the EXIT trap unmounts.
+chroot "$root" /usr/bin/env -i "${envs[@]}" /bin/bash -c "cd /work/main && $cmd" \
+    </dev/null >"$work/run.log" 2>&1 &
+cpid=$!
+tail -n +1 -f --pid="$cpid" "$work/run.log" &
+tpid=$!
+in_chroot() {
+    local p
+    for p in /proc/[0-9]*; do
+        [[ "$(readlink "$p/root" 2>/dev/null)" == "$root" ]] && echo "${p#/proc/}"
+    done
+}
+stop_chroot() {
+    log "stopping the processes in the chroot"
+    in_chroot | xargs -r kill -TERM 2>/dev/null || true
+    sleep 5
+    in_chroot | xargs -r kill -KILL 2>/dev/null || true
+    exit 143
+}
+trap stop_chroot TERM INT HUP
+rc=0
+wait "$cpid" || rc=$?
+wait "$tpid" 2>/dev/null || true
+trap - TERM INT HUP
 log "exit status $rc after $(( $(date +%s) - t0 )) s: $what (log: $work/run.log)"
 exit "$rc"
