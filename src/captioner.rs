@@ -4,6 +4,8 @@
 //! buffers, search parameters), so several streams can share one loaded model.
 
 use crate::frontend::LogMel;
+use crate::model::confidence::mean_logprob;
+use crate::model::repetition::Repetition;
 use crate::model::Model;
 use crate::search::{ids_to_text, search, SearchParams};
 use anyhow::{bail, ensure, Context, Result};
@@ -27,12 +29,21 @@ impl Timings {
 }
 
 /// A caption for one window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Caption {
     pub text: String,
     /// Generated ids (without `<start>`, with `<end>` if emitted).
     pub token_ids: Vec<i64>,
     pub timings: Timings,
+    /// Log-softmax of each of `token_ids` (f32, unmasked; what the search summed).
+    pub token_logprobs: Vec<f32>,
+    /// Mean of `token_logprobs`: the length-normalised log-probability of the caption.
+    pub score: f64,
+    /// `confidence` of the bundle applied to `score` (src/model/confidence.rs); `None` when the
+    /// bundle has no `confidence` section.
+    pub confidence: Option<f64>,
+    /// Clip-level tags with their scores, highest first (bundles with a `tags` section).
+    pub tags: Vec<(String, f32)>,
 }
 
 /// Per-stream captioning state over a shared [`Model`].
@@ -64,6 +75,12 @@ impl Captioner {
             start: m.tokens.start,
             end: m.tokens.end,
             mode: m.search.beam_mode,
+            repetition: Repetition::new(
+                m.search.no_repeat_ngram,
+                &m.search.once_words,
+                &model.vocab,
+                &[m.tokens.pad, m.tokens.start, m.tokens.end, m.tokens.unk],
+            ),
         };
         let skip = vec![m.tokens.start, m.tokens.end, m.tokens.pad];
         let frontend = LogMel::new(&m.frontend)?;
@@ -109,7 +126,7 @@ impl Captioner {
 
         let t = Instant::now();
         let backend = self.model.backend();
-        let memory = backend.encode(&feats.data).context("encoder")?;
+        let (memory, tag_logits) = backend.encode_tagged(&feats.data).context("encoder")?;
         timings.encoder_ms = ms(t);
 
         let valid = valid.min(window.len());
@@ -134,10 +151,21 @@ impl Captioner {
         timings.decoder_ms = ms(t);
         timings.decoder_steps = out.steps;
         let text = ids_to_text(&out.ids, &self.model.vocab, &self.skip);
+        let m = &self.model.manifest;
+        let score = mean_logprob(&out.logprobs);
+        let confidence = m.confidence.as_ref().map(|c| c.confidence(score));
+        let tags = match (&m.tags, tag_logits) {
+            (Some(spec), Some(logits)) => spec.top(&logits, &self.model.tag_labels),
+            _ => Vec::new(),
+        };
         Ok(Caption {
             text,
             token_ids: out.ids,
             timings,
+            token_logprobs: out.logprobs,
+            score,
+            confidence,
+            tags,
         })
     }
 }

@@ -9,6 +9,12 @@
 //! `score / generated_len^length_norm` (`<end>` counted); the first best in finishing order wins.
 //! All live hypotheses are run through the decoder as one batch.
 //!
+//! Repetition control (manifest `search.no_repeat_ngram`, `search.once_words`; the rules are in
+//! [`crate::model::repetition`]): before the selection, the tokens a hypothesis must not repeat
+//! are removed from its candidates (greedy: from the argmax). The kept candidates keep their
+//! unmasked scores, so without active rules the search is exactly the one above. The search also
+//! returns the log-softmax of every generated token (for the caption's confidence).
+//!
 //! `BeamMode::Constant` (manifest `search.beam_mode: "constant"`, the released effb2-trm student's
 //! own search): `k` is always `beam`, so a finished hypothesis frees its slot for the live ones, and
 //! the search stops after the step at which exactly `beam` hypotheses have finished (or none is
@@ -16,10 +22,11 @@
 
 use crate::model::backend::{EncoderDecoder, Memory};
 pub use crate::model::manifest::BeamMode;
+use crate::model::repetition::Repetition;
 use anyhow::{bail, Result};
 
 /// Search parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SearchParams {
     /// 1 = greedy.
     pub beam: usize,
@@ -29,12 +36,16 @@ pub struct SearchParams {
     pub start: i64,
     pub end: i64,
     pub mode: BeamMode,
+    /// Repetition control (default: off).
+    pub repetition: Repetition,
 }
 
 /// Result of a search: generated ids without `<start>`, with `<end>` if it was emitted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchOutput {
     pub ids: Vec<i64>,
+    /// The log-softmax (f32, unmasked) of each of `ids` where it was chosen.
+    pub logprobs: Vec<f32>,
     /// Decoder calls made.
     pub steps: usize,
 }
@@ -80,19 +91,46 @@ pub fn greedy(
     params: &SearchParams,
 ) -> Result<SearchOutput> {
     let mut ids = vec![params.start];
+    let mut logprobs = Vec::new();
     let mut steps = 0;
+    let mut lp = Vec::new();
+    let mut forbidden = Vec::new();
+    let mut masked = Vec::new();
     for _ in 0..params.max_len {
         let logits = model.decode_step(&ids, 1, memory)?;
         steps += 1;
-        let next = argmax(logits.row(0)) as i64;
+        let row = logits.row(0);
+        params.repetition.forbidden(&ids[1..], &mut forbidden);
+        let next = if forbidden.is_empty() {
+            argmax(row)
+        } else {
+            masked.clear();
+            masked.extend_from_slice(row);
+            for &f in &forbidden {
+                if let Some(x) = usize::try_from(f).ok().and_then(|f| masked.get_mut(f)) {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+            argmax(&masked)
+        };
+        log_softmax(row, &mut lp);
+        logprobs.push(lp[next]);
+        let next = next as i64;
         ids.push(next);
         if next == params.end {
             break;
         }
     }
     ids.remove(0);
-    Ok(SearchOutput { ids, steps })
+    Ok(SearchOutput {
+        ids,
+        logprobs,
+        steps,
+    })
 }
+
+/// A beam hypothesis: ids (with `<start>`), score, the log-probability of each generated id.
+type Hyp = (Vec<i64>, f32, Vec<f32>);
 
 pub fn beam_search(
     model: &dyn EncoderDecoder,
@@ -102,31 +140,52 @@ pub fn beam_search(
     if params.beam < 1 || params.max_len < 1 {
         bail!("beam and max_len must be >= 1");
     }
-    let mut live: Vec<(Vec<i64>, f32)> = vec![(vec![params.start], 0.0)];
-    let mut finished: Vec<(Vec<i64>, f32)> = Vec::new();
+    // (ids with <start>, score, per-token log-probabilities)
+    let mut live: Vec<Hyp> = vec![(vec![params.start], 0.0, Vec::new())];
+    let mut finished: Vec<Hyp> = Vec::new();
     let mut steps = 0;
     let mut lp = Vec::new();
     let mut flat_tokens = Vec::new();
+    let mut forbidden = Vec::new();
     for t in 1..=params.max_len {
         flat_tokens.clear();
-        for (h, _) in &live {
+        for (h, _, _) in &live {
             flat_tokens.extend_from_slice(h);
         }
         let logits = model.decode_step(&flat_tokens, live.len(), memory)?;
         steps += 1;
         let vocab = logits.vocab;
-        // Candidate scores, flattened b * V + v.
+        // Candidate scores and token log-probabilities, flattened b * V + v; the flat indices
+        // of the candidates that repetition control removes.
         let mut scores = Vec::with_capacity(live.len() * vocab);
-        for (b, (_, s)) in live.iter().enumerate() {
+        let mut token_lp = Vec::with_capacity(live.len() * vocab);
+        let mut removed = Vec::new();
+        for (b, (h, s, _)) in live.iter().enumerate() {
             log_softmax(logits.row(b), &mut lp);
             scores.extend(lp.iter().map(|&x| s + x));
+            token_lp.extend_from_slice(&lp);
+            params.repetition.forbidden(&h[1..], &mut forbidden);
+            removed.extend(
+                forbidden
+                    .iter()
+                    .filter_map(|&v| usize::try_from(v).ok())
+                    .filter(|&v| v < vocab)
+                    .map(|v| b * vocab + v),
+            );
         }
         let k = match params.mode {
             BeamMode::Shrinking => params.beam - finished.len(),
             BeamMode::Constant => params.beam,
         };
         // Stable descending order: higher score first, then lower flat index.
-        let mut order: Vec<usize> = (0..scores.len()).collect();
+        // `removed` is sorted (rows in order, each row's ids sorted).
+        let mut order: Vec<usize> = if removed.is_empty() {
+            (0..scores.len()).collect()
+        } else {
+            (0..scores.len())
+                .filter(|i| removed.binary_search(i).is_err())
+                .collect()
+        };
         let cmp = |a: &usize, b: &usize| {
             scores[*b]
                 .partial_cmp(&scores[*a])
@@ -143,7 +202,9 @@ pub fn beam_search(
             let (b, v) = (flat / vocab, (flat % vocab) as i64);
             let mut ids = live[b].0.clone();
             ids.push(v);
-            let hyp = (ids, scores[flat]);
+            let mut lps = live[b].2.clone();
+            lps.push(token_lp[flat]);
+            let hyp = (ids, scores[flat], lps);
             if v == params.end || t == params.max_len {
                 finished.push(hyp);
             } else {
@@ -155,19 +216,21 @@ pub fn beam_search(
             break;
         }
     }
-    let mut best: Option<(&Vec<i64>, f64)> = None;
-    for (ids, score) in &finished {
+    let mut best: Option<(&Hyp, f64)> = None;
+    for hyp in &finished {
+        let (ids, score, _) = hyp;
         let norm = ((ids.len() - 1) as f64).powf(params.length_norm);
         let val = f64::from(*score) / norm;
         if best.is_none_or(|(_, b)| val > b) {
-            best = Some((ids, val));
+            best = Some((hyp, val));
         }
     }
-    let Some((ids, _)) = best else {
+    let Some(((ids, _, lps), _)) = best else {
         bail!("beam search finished without a hypothesis");
     };
     Ok(SearchOutput {
         ids: ids[1..].to_vec(),
+        logprobs: lps.clone(),
         steps,
     })
 }
@@ -237,6 +300,7 @@ mod tests {
             start: 1,
             end: 2,
             mode: BeamMode::Shrinking,
+            repetition: Repetition::default(),
         }
     }
 
@@ -336,6 +400,127 @@ mod tests {
         let d = TableDecoder { vocab: 5, f };
         assert_eq!(greedy(&d, &mem(), &params(1, 3)).unwrap().ids, vec![2]);
         assert_eq!(beam_search(&d, &mem(), &params(2, 3)).unwrap().ids, vec![2]);
+    }
+
+    fn vocab5() -> Vec<String> {
+        ["<pad>", "<start>", "<end>", "a", "b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn with_rules(mut p: SearchParams, n: usize, once: &[&str]) -> SearchParams {
+        let once: Vec<String> = once.iter().map(|s| s.to_string()).collect();
+        p.repetition = Repetition::new(n, &once, &vocab5(), &[0, 1, 2]);
+        p
+    }
+
+    /// The log-softmax of each chosen token, recomputed from the decoder on each prefix.
+    fn recomputed_logprobs(f: fn(&[i64]) -> Vec<f32>, ids: &[i64]) -> Vec<f32> {
+        let mut prefix = vec![1];
+        let mut lp = Vec::new();
+        ids.iter()
+            .map(|&v| {
+                log_softmax(&f(&prefix), &mut lp);
+                prefix.push(v);
+                lp[v as usize]
+            })
+            .collect()
+    }
+
+    fn has_repeated_ngram(ids: &[i64], n: usize) -> bool {
+        let grams: Vec<&[i64]> = ids.windows(n).collect();
+        (0..grams.len()).any(|i| grams[i + 1..].contains(&grams[i]))
+    }
+
+    /// "a b a b ..." forever unless stopped: after <start> or "b", "a" (0.6) then "b" (0.3);
+    /// after "a", "b" (0.6) then "a" (0.3); "<end>" 0.1 - 1e-4.
+    fn alternate(prefix: &[i64]) -> Vec<f32> {
+        match prefix.last() {
+            Some(3) => probs(&[0.00005, 0.00005, 0.0999, 0.3, 0.6]),
+            _ => probs(&[0.00005, 0.00005, 0.0999, 0.6, 0.3]),
+        }
+    }
+
+    #[test]
+    fn search_returns_the_unmasked_logprobs() {
+        let d = TableDecoder { vocab: 5, f: trap };
+        for beam in [1, 3] {
+            let out = search(&d, &mem(), &params(beam, 10)).unwrap();
+            assert_eq!(
+                out.logprobs,
+                recomputed_logprobs(trap, &out.ids),
+                "beam {beam}"
+            );
+        }
+    }
+
+    #[test]
+    fn greedy_no_repeat_trigram() {
+        let d = TableDecoder {
+            vocab: 5,
+            f: alternate,
+        };
+        let plain = greedy(&d, &mem(), &params(1, 8)).unwrap();
+        assert_eq!(plain.ids, vec![3, 4, 3, 4, 3, 4, 3, 4]);
+        let out = greedy(&d, &mem(), &with_rules(params(1, 8), 3, &[])).unwrap();
+        // "a b a b": "a" would repeat "a b a" -> "b" (0.3); "a b a b b a": "b" would repeat
+        // "b a b" -> "a" (0.3); then "a a b" is new.
+        assert_eq!(out.ids, vec![3, 4, 3, 4, 4, 3, 3, 4]);
+        assert!(!has_repeated_ngram(&out.ids, 3));
+        // the scores of the tokens taken are their unmasked log-softmax
+        assert_eq!(out.logprobs, recomputed_logprobs(alternate, &out.ids));
+    }
+
+    #[test]
+    fn beam_no_repeat_and_once_words() {
+        let d = TableDecoder {
+            vocab: 5,
+            f: alternate,
+        };
+        for (n, once) in [(3, vec![]), (2, vec![]), (0, vec!["a"]), (2, vec!["b"])] {
+            for mode in [BeamMode::Shrinking, BeamMode::Constant] {
+                let mut p = with_rules(params(2, 8), n, &once);
+                p.mode = mode;
+                let out = beam_search(&d, &mem(), &p).unwrap();
+                let what = format!("n {n} once {once:?} {mode:?}: {:?}", out.ids);
+                if n > 0 {
+                    assert!(!has_repeated_ngram(&out.ids, n), "{what}");
+                }
+                for w in &once {
+                    let id = vocab5().iter().position(|v| v == w).unwrap() as i64;
+                    assert!(out.ids.iter().filter(|&&x| x == id).count() <= 1, "{what}");
+                }
+                assert_eq!(
+                    out.logprobs,
+                    recomputed_logprobs(alternate, &out.ids),
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn greedy_once_words_on_the_trap() {
+        // "a" (0.5), then "a" is used: "b" (0.34, tied with the masked "a"), then "<end>" (0.9).
+        let d = TableDecoder { vocab: 5, f: trap };
+        let out = greedy(&d, &mem(), &with_rules(params(1, 10), 0, &["a"])).unwrap();
+        assert_eq!(out.ids, vec![3, 4, 2]);
+        let want = [0.5f32.ln(), 0.34f32.ln(), 0.9f32.ln()];
+        for (g, w) in out.logprobs.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{:?}", out.logprobs);
+        }
+        // rules off: exactly the plain search
+        let off = with_rules(params(1, 10), 0, &["zebra"]);
+        assert_eq!(
+            greedy(&d, &mem(), &off).unwrap(),
+            greedy(&d, &mem(), &params(1, 10)).unwrap()
+        );
+        let off = with_rules(params(3, 10), 0, &["zebra"]);
+        assert_eq!(
+            beam_search(&d, &mem(), &off).unwrap(),
+            beam_search(&d, &mem(), &params(3, 10)).unwrap()
+        );
     }
 
     #[test]

@@ -3,8 +3,11 @@
 pub mod backend;
 pub mod bundle;
 pub mod cached;
+pub mod confidence;
 pub mod manifest;
+pub mod repetition;
 pub mod resolve;
+pub mod tags;
 pub mod tract;
 
 pub use backend::{EncoderDecoder, Logits, Memory};

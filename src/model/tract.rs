@@ -46,6 +46,8 @@ pub struct TractBackend {
     vocab: usize,
     /// Key/value-cached decoder, when the bundle has one (`decoder_cached`).
     cached: Option<super::cached::CachedDecoder>,
+    /// Width K of the encoder's second output (`tags.output`), when the manifest has tags.
+    tags_len: Option<usize>,
 }
 
 struct DecoderPlans {
@@ -140,9 +142,45 @@ fn check_declared(
     Ok(())
 }
 
+/// Selects the encoder's memory output and, with `tags`, its tag-logits output as the second.
+fn select_encoder_outputs(
+    model: &mut InferenceModel,
+    enc: &EncoderSpec,
+    tags: Option<&str>,
+) -> Result<()> {
+    let mut names = vec![enc.output.as_str()];
+    names.extend(tags);
+    model.select_outputs_by_name(&names).map_err(|e| {
+        anyhow!(
+            "{}: no output named {} ({e}); the manifest and the model disagree",
+            enc.file,
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        )
+    })
+}
+
+/// K of the optimised encoder's second output (the tags), which must be f32 `[1, K]`.
+fn tags_width(typed: &TypedModel, file: &str, name: &str) -> Result<usize> {
+    let fact = typed.output_fact(1)?;
+    let shape = fact.shape.as_concrete().map(|s| s.to_vec());
+    match shape.as_deref() {
+        Some([1, k]) if *k > 0 && fact.datum_type == f32::datum_type() => Ok(*k),
+        _ => bail!(
+            "{file}: tags output {name:?} is {:?} {:?}, expected f32 [1, K]",
+            fact.datum_type,
+            fact.shape
+        ),
+    }
+}
+
 impl TractBackend {
     /// Loads and optimises both graphs. `frames` is the encoder's time axis for the chosen
-    /// window (the manifest's `input_shape[2]` for the manifest's window).
+    /// window (the manifest's `input_shape[2]` for the manifest's window). `tags_output`: the
+    /// name of the encoder's tag-logits output (manifest section `tags`), also computed.
     pub fn load(
         dir: &Path,
         enc: &EncoderSpec,
@@ -150,6 +188,7 @@ impl TractBackend {
         n_mels: usize,
         frames: usize,
         mode: DecoderMode,
+        tags_output: Option<&str>,
     ) -> Result<TractBackend> {
         let t0 = std::time::Instant::now();
         // ---- encoder
@@ -184,9 +223,7 @@ impl TractBackend {
             }
         })?;
         model.set_input_fact(ix, InferenceFact::dt_shape(f32::datum_type(), mel_shape))?;
-        model
-            .select_outputs_by_name([enc.output.as_str()])
-            .map_err(|e| anyhow!("{}: no output named {:?}: {e}", enc.file, enc.output))?;
+        select_encoder_outputs(&mut model, enc, tags_output)?;
         let typed = model
             .into_optimized()
             .map_err(|e| anyhow!("{e:#}"))
@@ -220,6 +257,10 @@ impl TractBackend {
             enc.file
         );
         let memory_shape = [1, out_shape[1], out_shape[2]];
+        let tags_len = match tags_output {
+            Some(name) => Some(tags_width(&typed, &enc.file, name)?),
+            None => None,
+        };
         if frames == manifest_frames {
             let declared: Vec<usize> = enc.output_shape.iter().map(|&d| d as usize).collect();
             ensure!(
@@ -349,6 +390,7 @@ impl TractBackend {
             decoder_params,
             vocab: dec.vocab_size,
             cached,
+            tags_len,
         };
         Ok(backend)
     }
@@ -361,6 +403,11 @@ impl TractBackend {
     /// `[1, T, D]` encoder output.
     pub fn memory_shape(&self) -> [usize; 3] {
         self.memory_shape
+    }
+
+    /// K, the number of tags the encoder outputs (`None` without a tags output).
+    pub fn tags_len(&self) -> Option<usize> {
+        self.tags_len
     }
 
     /// Parameter counts (encoder, decoder): elements of constant tensors in the graphs.
@@ -403,6 +450,10 @@ impl EncoderDecoder for TractBackend {
     }
 
     fn encode(&self, mel: &[f32]) -> Result<Memory> {
+        Ok(self.encode_tagged(mel)?.0)
+    }
+
+    fn encode_tagged(&self, mel: &[f32]) -> Result<(Memory, Option<Vec<f32>>)> {
         let n: usize = self.mel_shape.iter().product();
         ensure!(
             mel.len() == n,
@@ -422,11 +473,27 @@ impl EncoderDecoder for TractBackend {
             "encoder returned shape {shape:?}, expected {:?}",
             self.memory_shape
         );
-        Ok(Memory {
+        let memory = Memory {
             frames: shape[1],
             dim: shape[2],
             data: view.iter().copied().collect(),
-        })
+        };
+        let tags = match self.tags_len {
+            None => None,
+            Some(k) => {
+                let out = out
+                    .get(1)
+                    .ok_or_else(|| anyhow!("encoder returned no tags output"))?;
+                let view = out.to_plain_array_view::<f32>()?;
+                ensure!(
+                    view.shape() == [1, k],
+                    "encoder returned tags of shape {:?}, expected [1, {k}]",
+                    view.shape()
+                );
+                Some(view.iter().copied().collect())
+            }
+        };
+        Ok((memory, tags))
     }
 
     fn decode_step(&self, tokens: &[i64], batch: usize, memory: &Memory) -> Result<Logits> {

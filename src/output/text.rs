@@ -80,6 +80,7 @@ pub(crate) mod tests {
                 text: "a dog barks".into(),
                 token_ids: vec![7, 8, 9, 2],
                 timings: Timings::default(),
+                ..Default::default()
             },
         }
     }

@@ -82,6 +82,7 @@ impl WindowCaptioner for FakeModel {
             text,
             token_ids: vec![],
             timings: Timings::default(),
+            ..Default::default()
         })
     }
 }
