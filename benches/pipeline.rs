@@ -12,9 +12,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use earshot::audio::resample::Resampler;
-use earshot::commands::bench::synthetic;
-use earshot::frontend::LogMel;
-use earshot::search::search;
+use earshot::audio::synth::synthetic;
+use earshot::model::frontend::LogMel;
+use earshot::model::search::search;
 use earshot::{Captioner, LoadOptions, Model};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};

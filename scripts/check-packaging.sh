@@ -4,7 +4,7 @@
 #     most 2.0 ("OK") in `systemd-analyze security --offline`; the keys the issue asks for are set;
 #   - the maintainer scripts are valid sh, keep the #DEBHELPER# token, and create the user;
 #   - .cargo/config.toml names the cross linkers and qemu runners without a sysroot prefix;
-#   - every board profile in boards/ is embedded in the binary (src/board.rs).
+#   - every board profile in boards/ is embedded in the binary (src/config/board.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,8 +63,8 @@ expect "qemu runners without a sysroot prefix" \
 
 for f in boards/*.toml; do
     name="$(basename "$f" .toml)"
-    expect "board $name is embedded in src/board.rs" \
-        grep -q "(\"$name\", include_str!(\"../boards/$name.toml\"))" src/board.rs
+    expect "board $name is embedded in src/config/board.rs" \
+        grep -q "(\"$name\", include_str!(\"../../boards/$name.toml\"))" src/config/board.rs
 done
 
 if [[ "$fail" != 0 ]]; then

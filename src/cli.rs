@@ -1,7 +1,8 @@
-//! Command-line interface (clap derive). Implementations live in [`crate::commands`].
+//! Command-line interface (clap derive): the top-level [`Cli`] and the list of subcommands
+//! only. Each subcommand's flags and implementation live in its file under [`crate::commands`].
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use crate::commands::{bench::BenchArgs, caption::CaptionArgs, info::InfoArgs, listen::ListenArgs};
+use clap::{Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Model: --model DIR, else $EARSHOT_MODEL, else models/default next to the executable,
@@ -47,81 +48,20 @@ pub enum Command {
     /// come from --config FILE (TOML) and the flags below, which override it. SIGINT/SIGTERM
     /// finish the current window, flush the outputs and exit 0.
     #[command(after_help = AFTER_HELP)]
-    Listen(Box<crate::commands::listen::ListenArgs>),
+    Listen(Box<ListenArgs>),
     /// Measure speed and memory: load the model, warm up, caption N windows of synthetic audio
     /// (or --input FILE), report per-stage medians, the real-time factor, the model load time
     /// and the peak RSS, as text or --json.
     #[command(after_help = AFTER_HELP)]
-    Bench(crate::commands::bench::BenchArgs),
+    Bench(BenchArgs),
     /// List audio input devices and the names to pass to `earshot listen --device`.
     Devices,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// `[00:00.0–00:10.0] a woman speaks` (prefixed with `FILE: ` for several files)
-    Text,
-    /// One JSON object per line: {"file","start","end","caption"[,"token_ids"]}
-    Jsonl,
-}
-
-#[derive(Debug, Args)]
-pub struct ModelArgs {
-    /// Model bundle directory (default: see below)
-    #[arg(short, long, value_name = "DIR")]
-    pub model: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct CaptionArgs {
-    /// Audio files to caption
-    #[arg(value_name = "FILE", required = true)]
-    pub files: Vec<PathBuf>,
-
-    #[command(flatten)]
-    pub model: ModelArgs,
-
-    /// Window length in seconds [default: the model's window_seconds]. Models whose encoder
-    /// has a fixed time axis accept only their own window.
-    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
-    pub window: Option<f64>,
-
-    /// Time between window starts in seconds [default: the model's hop_seconds]
-    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
-    pub hop: Option<f64>,
-
-    /// Beam width; 1 = greedy search [default: the model's search.beam]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub beam: Option<u32>,
-
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-
-    /// Also print the generated token ids (for parity checks)
-    #[arg(long)]
-    pub print_ids: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct InfoArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-}
-
-fn positive_seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !v.is_finite() || v <= 0.0 || v > 3600.0 {
-        return Err(format!("{s} must be > 0 and at most 3600 seconds"));
-    }
-    Ok(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::caption::Format;
     use clap::CommandFactory;
 
     #[test]

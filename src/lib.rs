@@ -1,30 +1,34 @@
 //! earshot: offline audio captioning for small boards.
 //!
-//! Data flow (one module per stage):
-//! source ([`audio::decode`]) → resample ([`audio::resample`]) → windows ([`audio::window`]) →
-//! log-mel ([`frontend`]) → encoder → decoder/search ([`model`], [`search`]) → caption
-//! ([`captioner`]) → sink ([`output`]). [`pipeline`] wires the stages for one stream.
+//! The modules follow the path of a sample:
 //!
-//! `earshot listen` (live captioning): [`source`] → [`ring`] → [`live`] (processing and inference
-//! threads) → [`sink`]s, configured by [`config`], with [`health`] reports.
+//! 1. [`source`] — where audio comes from (`listen`: microphone, stdin, a file played live),
+//!    into the lock-free [`source::ring`];
+//! 2. [`audio`] — samples → model-rate windows: PCM formats and the non-finite-sample policy,
+//!    decoding, downmix, resampling, windows ([`audio::stream::WindowStream`]);
+//! 3. [`model`] — a window → a caption: the bundle, the log-mel front end, the encoder/decoder
+//!    backends, the search, the [`Captioner`];
+//! 4. [`live`] — `listen`'s DSP and inference threads, silence gate, dedup, health;
+//! 5. [`sink`] — where captions go (`caption` and `listen`): one event family, one sink trait,
+//!    one formatter per line shape; stdout/file lines, serial, MQTT.
+//!
+//! Around them: [`config`] (listen's settings: file shape, validation, board profiles),
+//! [`commands`] (one file per subcommand, exit codes) and [`cli`] (the command line).
+
+pub mod source;
 
 pub mod audio;
-pub mod board;
-pub mod captioner;
+
+pub mod model;
+
+pub mod live;
+
+pub mod sink;
+
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod frontend;
-pub mod health;
-pub mod live;
-pub mod model;
-pub mod output;
-pub mod pipeline;
-pub mod ring;
-pub mod search;
-pub mod sink;
-pub mod source;
 
-pub use captioner::{Caption, Captioner, Timings};
-pub use model::{LoadOptions, Model};
-pub use pipeline::{caption_file, CaptionEvent, WindowStream};
+pub use commands::caption::caption_file;
+pub use model::{Caption, Captioner, LoadOptions, Model, Timings, WindowCaptioner};
+pub use sink::{CaptionEvent, Event, EventSink};

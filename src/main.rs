@@ -20,11 +20,11 @@ fn main() -> ExitCode {
         std::panic::set_hook(Box::new(|info| log::debug!("panic: {info}")));
     }
     let result = match &cli.command {
-        Command::Caption(args) => commands::caption(args),
-        Command::Info(args) => commands::info(args),
-        Command::Listen(args) => commands::listen(args),
-        Command::Bench(args) => commands::bench(args),
-        Command::Devices => commands::devices(),
+        Command::Caption(args) => commands::caption::run(args),
+        Command::Info(args) => commands::info::run(args),
+        Command::Listen(args) => commands::listen::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+        Command::Devices => commands::devices::run(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,20 +1,19 @@
 //! `earshot bench` end to end on the tiny golden bundle: the JSON report has every stage and
 //! plausible values. (Speed targets are checked with the benchmark itself, never here.)
 
-use assert_cmd::Command;
+mod support;
+
+use assert_cmd::prelude::*;
+use support::{earshot, golden};
 
 #[test]
 fn bench_json_reports_every_stage() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::cargo_bin("earshot")
-        .unwrap()
-        .args([
-            "bench",
-            "--model",
-            &format!("{root}/tests/golden/tiny-bundle"),
-        ])
+    let bundle = golden().join("tiny-bundle");
+    let out = earshot()
+        .arg("bench")
+        .arg("--model")
+        .arg(&bundle)
         .args(["--windows", "2", "--warmup", "0", "--json"])
-        .env_remove("EARSHOT_MODEL")
         .output()
         .unwrap();
     assert!(
@@ -38,14 +37,11 @@ fn bench_json_reports_every_stage() {
 
 #[test]
 fn bench_text_and_bad_model() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::cargo_bin("earshot")
-        .unwrap()
-        .args([
-            "bench",
-            "--model",
-            &format!("{root}/tests/golden/tiny-bundle"),
-        ])
+    let bundle = golden().join("tiny-bundle");
+    let out = earshot()
+        .arg("bench")
+        .arg("--model")
+        .arg(&bundle)
         .args(["--windows", "1", "--warmup", "0", "--beam", "1"])
         .output()
         .unwrap();
@@ -53,8 +49,7 @@ fn bench_text_and_bad_model() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("real-time factor"), "{text}");
     assert!(text.contains("peak RSS"), "{text}");
-    Command::cargo_bin("earshot")
-        .unwrap()
+    earshot()
         .args(["bench", "--model", "/nonexistent/bundle"])
         .assert()
         .code(3);

@@ -2,17 +2,11 @@
 //! Every bad input must give exactly one clear line on stderr, a non-zero exit and no panic,
 //! while the other files of the same run are still captioned.
 
-mod common;
+mod support;
 
-use assert_cmd::Command;
-use common::*;
 use std::path::{Path, PathBuf};
-
-fn earshot() -> Command {
-    let mut c = Command::cargo_bin("earshot").unwrap();
-    c.env_remove("EARSHOT_MODEL").env_remove("RUST_LOG");
-    c
-}
+use support::json::json_lines;
+use support::*;
 
 struct Run {
     code: i32,
@@ -144,11 +138,7 @@ fn jsonl_with_ids_and_several_files() {
         Some(&b),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let rows: Vec<serde_json::Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&r.stdout);
     assert!(rows.len() >= 2);
     assert_eq!(rows[0]["file"], s(&a));
     assert_eq!(rows.last().unwrap()["file"], s(&c));
@@ -308,11 +298,7 @@ fn long_file_is_captioned_window_by_window() {
         Some(&b),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let rows: Vec<serde_json::Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&r.stdout);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(b.join("manifest.json")).unwrap()).unwrap();
     let win = manifest["window_seconds"].as_f64().unwrap();

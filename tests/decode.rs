@@ -1,22 +1,14 @@
 //! Decoding of every supported container/codec, any rate/channels, and bounded memory on very
 //! long streams.
 
-mod common;
+mod support;
 
-use common::*;
 use earshot::audio::decode::AudioDecoder;
 use earshot::audio::resample::resample_all;
-use earshot::pipeline::WindowStream;
+use earshot::audio::stream::WindowStream;
 use std::io::{Read, Seek, SeekFrom};
-
-fn decode_all(path: &std::path::Path) -> (earshot::audio::decode::StreamInfo, Vec<f32>) {
-    let mut d = AudioDecoder::open(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-    let mut out = Vec::new();
-    while let Some(c) = d.next_chunk().unwrap() {
-        out.extend_from_slice(c);
-    }
-    (d.info().clone(), out)
-}
+use support::wav::{decode_all, wav_header};
+use support::*;
 
 fn rms(x: &[f32]) -> f64 {
     (x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64).sqrt()

@@ -7,14 +7,14 @@
 //!
 //! Skipped (passes trivially) when EARSHOT_CACHED_BUNDLE is not set.
 
-use assert_cmd::Command;
+mod support;
+
+use support::{earshot, golden};
 
 fn ids(bundle: &str, cache: &str, beam: &str) -> String {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::cargo_bin("earshot")
-        .unwrap()
+    let out = earshot()
         .args(["caption", "--model", bundle, "--print-ids", "--beam", beam])
-        .arg(format!("{root}/tests/golden/tiny-input.wav"))
+        .arg(golden().join("tiny-input.wav"))
         .env("EARSHOT_DECODER_CACHE", cache)
         .output()
         .unwrap();

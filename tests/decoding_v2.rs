@@ -4,18 +4,18 @@
 //! mapping of the mean per-token log-probability) and `tags` (a second encoder output, here a
 //! mean-pool + linear head added to the tiny encoder).
 
-mod common;
+mod support;
 
-use assert_cmd::Command;
-use common::*;
-use earshot::audio::decode::AudioDecoder;
-use earshot::captioner::{Caption, Captioner};
 use earshot::model::bundle::{LoadOptions, Model};
-use earshot::search::log_softmax;
+use earshot::model::captioner::{Caption, Captioner};
+use earshot::model::search::log_softmax;
 use prost::Message;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use support::json::ids;
+use support::wav::decode_all;
+use support::*;
 use tract_onnx::pb;
 
 /// Copies the tiny bundle into a temporary directory and edits its manifest with `edit`.
@@ -40,22 +40,10 @@ fn golden_expect() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn ids(v: &Value) -> Vec<i64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect()
-}
-
 /// The golden input as one zero-padded window, and its real length.
 fn window(model: &Model) -> (Vec<f32>, usize) {
     let path = golden().join("tiny-input.wav");
-    let mut d = AudioDecoder::open(&path).unwrap();
-    let mut w = Vec::new();
-    while let Some(c) = d.next_chunk().unwrap() {
-        w.extend_from_slice(c);
-    }
+    let (_, mut w) = decode_all(&path);
     let valid = w.len();
     w.resize(model.window_samples(), 0.0);
     (w, valid)
@@ -340,10 +328,7 @@ fn a_two_output_encoder_without_a_tags_section_works_as_before() {
 }
 
 fn earshot_caption(dir: &Path) -> std::process::Output {
-    Command::cargo_bin("earshot")
-        .unwrap()
-        .env_remove("EARSHOT_MODEL")
-        .env_remove("RUST_LOG")
+    earshot()
         .args(["caption", "--model"])
         .arg(dir)
         .arg(golden().join("tiny-input.wav"))

@@ -1,8 +1,8 @@
 //! The Rust log-mel front end against train/'s golden vectors (tests/golden/frontend/*.json),
 //! within 1e-3 (absolute).
 
-use earshot::frontend::LogMel;
-use earshot::model::manifest::FrontendSpec;
+use earshot::model::frontend::FrontendSpec;
+use earshot::model::frontend::LogMel;
 use std::path::Path;
 
 const TOL: f64 = 1e-3;

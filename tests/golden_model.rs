@@ -7,16 +7,16 @@
 //! scripts/test-arm.sh runs it on aarch64 and armv7 under qemu-user: tract's ARM kernels must
 //! give the same numbers and the same captions as x86.
 
-mod common;
+mod support;
 
-use assert_cmd::Command;
-use common::*;
-use earshot::audio::decode::AudioDecoder;
-use earshot::captioner::Captioner;
 use earshot::model::bundle::{LoadOptions, Model};
+use earshot::model::Captioner;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use support::json::{assert_close, floats, ids, json_lines};
+use support::wav::decode_all;
+use support::*;
 
 struct Golden {
     bundle: PathBuf,
@@ -38,48 +38,12 @@ fn golden_files() -> Option<Golden> {
     })
 }
 
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn ids(v: &Value) -> Vec<i64> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect()
-}
-
-fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let err = (g - w).abs() / w.abs().max(1.0);
-        assert!(
-            err <= tol,
-            "{what}[{i}]: got {g}, want {w} (error {err:e} > {tol:e})"
-        );
-    }
-}
-
-fn decode(path: &Path) -> Vec<f32> {
-    let mut d = AudioDecoder::open(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-    let mut out = Vec::new();
-    while let Some(c) = d.next_chunk().unwrap() {
-        out.extend_from_slice(c);
-    }
-    out
-}
-
 #[test]
 fn features_memory_and_token_ids_match_onnxruntime() {
     let Some(g) = golden_files() else { return };
     let e = &g.expect;
     let model = Arc::new(Model::load(&g.bundle, &LoadOptions::default()).unwrap());
-    let audio = decode(&g.wav);
+    let (_, audio) = decode_all(&g.wav);
     assert_eq!(model.sample_rate(), 16000, "the golden input is 16 kHz");
     let valid = audio.len();
     assert!(valid <= model.window_samples());
@@ -167,10 +131,7 @@ fn earshot_caption_prints_the_golden_captions() {
         ("1", "caption_greedy", "greedy_ids"),
         ("3", "caption_beam", "beam_ids"),
     ] {
-        let out = Command::cargo_bin("earshot")
-            .unwrap()
-            .env_remove("EARSHOT_MODEL")
-            .env_remove("RUST_LOG")
+        let out = earshot()
             .arg("caption")
             .arg("--model")
             .arg(&g.bundle)
@@ -181,10 +142,7 @@ fn earshot_caption_prints_the_golden_captions() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "beam {beam}: {stderr}");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let rows: Vec<Value> = stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let rows = json_lines(&stdout);
         assert_eq!(rows.len(), 1, "one window for a 3 s clip: {stdout}");
         assert_eq!(rows[0]["caption"], e[key], "beam {beam}");
         assert_eq!(ids(&rows[0]["token_ids"]), ids(&e[ids_key]), "beam {beam}");

@@ -2,20 +2,14 @@
 //! config, and SIGTERM/SIGINT handling (finish the window, flush, exit 0). The runs that caption
 //! need the committed golden tiny bundle; they are skipped with a message while it is missing.
 
-mod common;
-mod live_support;
+mod support;
 
-use assert_cmd::cargo::CommandCargoExt;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn earshot() -> Command {
-    let mut c = Command::cargo_bin("earshot").unwrap();
-    c.env_remove("RUST_LOG");
-    c
-}
+use support::earshot;
+use support::json::json_lines;
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = earshot().args(args).output().unwrap();
@@ -57,7 +51,7 @@ fn bad_config_key_is_named_with_exit_2() {
 
 #[test]
 fn example_config_is_valid_and_flags_override_it() {
-    let cfg = common::repo().join("config/earshot.toml");
+    let cfg = support::repo().join("config/earshot.toml");
     let (code, out, err) = run(&[
         "listen",
         "--config",
@@ -88,7 +82,7 @@ fn example_config_is_valid_and_flags_override_it() {
 /// the first caption, sends `signal` and checks: exit 0, the partial window captioned, summary
 /// printed (outputs flushed).
 fn signal_run(signal: i32) {
-    let Some(bundle) = common::tiny_bundle() else {
+    let Some(bundle) = support::tiny_bundle() else {
         return;
     };
     let manifest: serde_json::Value =
@@ -121,7 +115,7 @@ fn signal_run(signal: i32) {
         .spawn()
         .unwrap();
     // One full window and a bit more; stdin stays open, as with a live recorder.
-    let audio = common::signal(rate, window + 0.5);
+    let audio = support::signal(rate, window + 0.5);
     let bytes: Vec<u8> = audio
         .iter()
         .flat_map(|&s| ((s * 32767.0) as i16).to_le_bytes())
@@ -189,10 +183,10 @@ fn sigint_finishes_window_flushes_and_exits_0() {
 
 #[test]
 fn file_source_fast_with_the_tiny_bundle() {
-    let Some(bundle) = common::tiny_bundle() else {
+    let Some(bundle) = support::tiny_bundle() else {
         return;
     };
-    let wav = common::golden().join("tiny-input.wav");
+    let wav = support::golden().join("tiny-input.wav");
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("out.jsonl");
     let (code, out, err) = run(&[
@@ -210,11 +204,7 @@ fn file_source_fast_with_the_tiny_bundle() {
         jsonl.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&std::fs::read_to_string(&jsonl).unwrap());
     let caps: Vec<_> = lines.iter().filter(|e| e["event"] == "caption").collect();
     assert!(!caps.is_empty(), "{out}\n{err}");
     assert_eq!(
@@ -240,18 +230,18 @@ fn file_source_fast_with_the_tiny_bundle() {
 
 #[test]
 fn every_sink_at_once_from_the_command_line() {
-    let Some(bundle) = common::tiny_bundle() else {
+    let Some(bundle) = support::tiny_bundle() else {
         return;
     };
-    let Some(broker) = live_support::start_broker(live_support::free_port()) else {
+    let Some(broker) = support::broker::start_broker(support::broker::free_port()) else {
         return;
     };
-    let mqtt = live_support::subscribe(broker.port, "earshot/cli/#");
-    let (master, slave, tty) = live_support::pty_pair();
-    let serial = live_support::collect_pty(&master, Duration::from_secs(60));
+    let mqtt = support::broker::subscribe(broker.port, "earshot/cli/#");
+    let (master, slave, tty) = support::pty::pty_pair();
+    let serial = support::pty::collect_pty(&master, Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("out.jsonl");
-    let wav = common::golden().join("tiny-input.wav");
+    let wav = support::golden().join("tiny-input.wav");
     let port = broker.port.to_string();
     let (code, out, err) = run(&[
         "listen",
@@ -338,15 +328,15 @@ fn caption_list(jsonl: &str) -> Vec<(f64, f64, String)> {
 
 #[test]
 fn listen_on_a_file_matches_caption_and_stdin() {
-    let Some(bundle) = common::tiny_bundle() else {
+    let Some(bundle) = support::tiny_bundle() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("long.wav");
     // 23 s at 44.1 kHz stereo: 10 s windows every 5 s, a padded tail, resampling, downmix.
-    let mono = common::signal(44_100, 23.0);
+    let mono = support::signal(44_100, 23.0);
     let stereo: Vec<f32> = mono.iter().flat_map(|&s| [s, s]).collect();
-    common::write_wav(&wav, 44_100, 2, common::WavKind::Pcm16, &stereo);
+    support::write_wav(&wav, 44_100, 2, support::WavKind::Pcm16, &stereo);
     let (b, w) = (bundle.to_str().unwrap(), wav.to_str().unwrap());
     let (code, caption_out, err) = run(&["caption", "--model", b, w, "--format", "jsonl"]);
     assert_eq!(code, 0, "{err}");

@@ -2,36 +2,16 @@
 //! Checks windows, timestamps, the silence gate, de-duplication, downmixing, real-time cadence
 //! and backpressure (a model slower than real time).
 
-mod common;
-mod live_support;
+mod support;
 
-use earshot::config::PcmFormat;
-use earshot::live::{run, LiveParams};
-use earshot::sink::EventSink;
+use earshot::audio::pcm::PcmFormat;
+use earshot::live::run;
 use earshot::source::{file::FileSource, stdin::StdinSource};
-use live_support::*;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
-
-const RATE: u32 = 16_000;
-
-fn params(window: f64, hop: f64) -> LiveParams {
-    LiveParams {
-        model_rate: RATE,
-        window_samples: (window * f64::from(RATE)) as usize,
-        hop_samples: (hop * f64::from(RATE)) as usize,
-        gate_dbfs: Some(-50.0),
-        holdoff_seconds: 30.0,
-        similarity: 0.8,
-        queue_windows: 2,
-        ring_seconds: 1.0,
-        health_every: None,
-    }
-}
-
-fn sinks(m: &MemorySink) -> Vec<Box<dyn EventSink>> {
-    vec![Box::new(m.clone())]
-}
+use support::fake::*;
+use support::signal::*;
+use support::{write_wav, WavKind};
 
 #[test]
 fn file_source_windows_gate_and_dedup() {
@@ -40,7 +20,7 @@ fn file_source_windows_gate_and_dedup() {
     // 48 kHz stereo file: exercises decoding, downmix and resampling to the model rate.
     let mono = three_segments(48_000);
     let stereo: Vec<f32> = mono.iter().flat_map(|&s| [s, s]).collect();
-    common::write_wav(&wav, 48_000, 2, common::WavKind::Float32, &stereo);
+    write_wav(&wav, 48_000, 2, WavKind::Float32, &stereo);
 
     let mut source = FileSource::open(&wav, None).unwrap();
     let mem = MemorySink::default();
@@ -48,7 +28,7 @@ fn file_source_windows_gate_and_dedup() {
     let model = FakeModel::new(RATE, 2.0);
     let totals = run(
         &mut source,
-        params(2.0, 1.0),
+        live_params(2.0, 1.0),
         Box::new(model),
         sinks(&mem),
         &stop,
@@ -96,10 +76,10 @@ fn file_source_windows_gate_and_dedup() {
 fn gate_off_captions_silence() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("three.wav");
-    common::write_wav(&wav, RATE, 1, common::WavKind::Pcm16, &three_segments(RATE));
+    write_wav(&wav, RATE, 1, WavKind::Pcm16, &three_segments(RATE));
     let mut source = FileSource::open(&wav, None).unwrap();
     let mem = MemorySink::default();
-    let mut p = params(2.0, 1.0);
+    let mut p = live_params(2.0, 1.0);
     p.gate_dbfs = None;
     p.holdoff_seconds = 0.0;
     let totals = run(
@@ -129,7 +109,7 @@ fn stdin_stereo_is_downmixed() {
         let mut source =
             StdinSource::from_reader(Box::new(reader), PcmFormat::S16Le, Some(RATE), 2).unwrap();
         let mem = MemorySink::default();
-        let mut p = params(2.0, 1.0);
+        let mut p = live_params(2.0, 1.0);
         p.queue_windows = 8; // nothing may be dropped here
         let totals = run(
             &mut source,
@@ -150,19 +130,13 @@ fn stdin_stereo_is_downmixed() {
 fn real_time_cadence() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("tone.wav");
-    common::write_wav(
-        &wav,
-        RATE,
-        1,
-        common::WavKind::Pcm16,
-        &tone(RATE, 4.0, 440.0, 0.5),
-    );
+    write_wav(&wav, RATE, 1, WavKind::Pcm16, &tone(RATE, 4.0, 440.0, 0.5));
     // Played at 2x real time: 1 s windows every 0.5 s of audio = a caption every 0.25 s.
     let mut source = FileSource::open(&wav, Some(2.0)).unwrap();
     let mem = MemorySink::default();
     let mut model = FakeModel::new(RATE, 1.0);
     model.numbered = true;
-    let mut p = params(1.0, 0.5);
+    let mut p = live_params(1.0, 0.5);
     p.holdoff_seconds = 0.0;
     let t0 = Instant::now();
     let totals = run(
@@ -210,20 +184,14 @@ fn real_time_cadence() {
 fn slow_model_drops_whole_windows_with_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("tone.wav");
-    common::write_wav(
-        &wav,
-        RATE,
-        1,
-        common::WavKind::Pcm16,
-        &tone(RATE, 10.0, 440.0, 0.5),
-    );
+    write_wav(&wav, RATE, 1, WavKind::Pcm16, &tone(RATE, 10.0, 440.0, 0.5));
     // 10 s at 20x = 0.5 s; 37 windows of 1 s every 0.25 s, but the model needs 150 ms each.
     let mut source = FileSource::open(&wav, Some(20.0)).unwrap();
     let mem = MemorySink::default();
     let mut model = FakeModel::new(RATE, 1.0);
     model.numbered = true;
     model.delay = Duration::from_millis(150);
-    let mut p = params(1.0, 0.25);
+    let mut p = live_params(1.0, 0.25);
     p.holdoff_seconds = 0.0;
     let totals = run(
         &mut source,
@@ -269,19 +237,13 @@ fn slow_model_drops_whole_windows_with_bounded_memory() {
 fn fast_file_waits_for_a_slow_model() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("tone.wav");
-    common::write_wav(
-        &wav,
-        RATE,
-        1,
-        common::WavKind::Pcm16,
-        &tone(RATE, 3.0, 440.0, 0.5),
-    );
+    write_wav(&wav, RATE, 1, WavKind::Pcm16, &tone(RATE, 3.0, 440.0, 0.5));
     let mut source = FileSource::open(&wav, None).unwrap();
     let mem = MemorySink::default();
     let mut model = FakeModel::new(RATE, 1.0);
     model.delay = Duration::from_millis(30);
     model.numbered = true;
-    let mut p = params(1.0, 0.25);
+    let mut p = live_params(1.0, 0.25);
     p.holdoff_seconds = 0.0;
     let totals = run(
         &mut source,

@@ -2,28 +2,23 @@
 //! (signal-hook, as `earshot listen` does), the current partial window is still captioned, the
 //! summary is emitted and the sinks flushed. (The process-level test is in listen_cli.rs.)
 
-mod common;
-mod live_support;
+mod support;
 
 use earshot::live::{run, LiveParams};
 use earshot::source::file::FileSource;
-use live_support::*;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::fake::*;
+use support::signal::tone;
+use support::{write_wav, WavKind};
 
 #[test]
 fn sigterm_finishes_the_partial_window_and_flushes() {
-    let rate = 16_000;
+    let rate = RATE;
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("long.wav");
-    common::write_wav(
-        &wav,
-        rate,
-        1,
-        common::WavKind::Pcm16,
-        &tone(rate, 30.0, 440.0, 0.5),
-    );
+    write_wav(&wav, rate, 1, WavKind::Pcm16, &tone(rate, 30.0, 440.0, 0.5));
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(libc::SIGTERM, stop.clone()).unwrap();
 
@@ -32,15 +27,8 @@ fn sigterm_finishes_the_partial_window_and_flushes() {
     let mut model = FakeModel::new(rate, 1.0);
     model.numbered = true;
     let params = LiveParams {
-        model_rate: rate,
-        window_samples: rate as usize,
-        hop_samples: rate as usize,
-        gate_dbfs: Some(-50.0),
         holdoff_seconds: 0.0,
-        similarity: 0.8,
-        queue_windows: 2,
-        ring_seconds: 1.0,
-        health_every: None,
+        ..live_params(1.0, 1.0)
     };
     let killer = std::thread::spawn(|| {
         std::thread::sleep(Duration::from_millis(1500));

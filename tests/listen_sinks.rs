@@ -1,15 +1,18 @@
 //! Serial and MQTT sinks against real endpoints: a pseudo-terminal pair and a mosquitto broker
 //! started on a free loopback port.
 
-mod live_support;
+mod support;
 
-use earshot::config::{LineFormat, MqttSettings, SerialSettings};
+use earshot::sink::mqtt::MqttSettings;
 use earshot::sink::mqtt::MqttSink;
+use earshot::sink::serial::SerialSettings;
 use earshot::sink::serial::SerialSink;
+use earshot::sink::LineFormat;
 use earshot::sink::{Event, EventSink, HealthEvent, LiveCaption};
 use earshot::{Caption, CaptionEvent, Timings};
-use live_support::{free_port, pty, read_lines, start_broker, subscribe};
 use std::time::{Duration, SystemTime};
+use support::broker::{free_port, start_broker, subscribe};
+use support::pty::{pty, read_lines};
 
 fn caption(text: &str, start: f64) -> Event {
     Event::Caption(LiveCaption {

@@ -7,27 +7,22 @@
 //! random-init checkpoint with `--window 5.001`, the reference clip's exact length, when the shared
 //! data exists); otherwise every test prints SKIP and passes.
 
-mod common;
+mod support;
 
-use assert_cmd::Command;
-use common::*;
-use earshot::captioner::Captioner;
 use earshot::model::bundle::{LoadOptions, Model};
+use earshot::model::Captioner;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use support::json::{close, ids};
+use support::wav::read_pcm16_mono;
+use support::*;
 
 struct Setup {
     bundle: PathBuf,
     reference: Value,
     wav: PathBuf,
     samples: Vec<f32>,
-}
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("EARSHOT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared"))
 }
 
 fn setup() -> Option<Setup> {
@@ -60,52 +55,8 @@ fn setup() -> Option<Setup> {
     })
 }
 
-/// A 16-bit PCM mono WAV's samples (/32768, as libsndfile and symphonia scale them).
-fn read_pcm16_mono(path: &Path) -> Vec<f32> {
-    let b = std::fs::read(path).unwrap();
-    assert_eq!(&b[0..4], b"RIFF");
-    let mut i = 12;
-    while i + 8 <= b.len() {
-        let id = &b[i..i + 4];
-        let len = u32::from_le_bytes(b[i + 4..i + 8].try_into().unwrap()) as usize;
-        if id == b"fmt " {
-            let fmt = u16::from_le_bytes([b[i + 8], b[i + 9]]);
-            let channels = u16::from_le_bytes([b[i + 10], b[i + 11]]);
-            let bits = u16::from_le_bytes([b[i + 22], b[i + 23]]);
-            assert_eq!(
-                (fmt, channels, bits),
-                (1, 1, 16),
-                "expected 16-bit PCM mono"
-            );
-        }
-        if id == b"data" {
-            return b[i + 8..i + 8 + len]
-                .chunks_exact(2)
-                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-                .collect();
-        }
-        i += 8 + len + (len & 1);
-    }
-    panic!("{}: no data chunk", path.display());
-}
-
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap()
-}
-
-fn ids(v: &Value) -> Vec<i64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect()
-}
-
-fn close(what: &str, got: f64, want: f64, tol: f64) {
-    assert!(
-        (got - want).abs() <= tol,
-        "{what}: runtime {got} vs reference {want} (tolerance {tol})"
-    );
 }
 
 fn load(s: &Setup) -> Arc<Model> {
@@ -233,9 +184,7 @@ fn every_stage_matches_the_reference() {
 }
 
 fn cli_ids(s: &Setup, extra: &[&str]) -> Vec<i64> {
-    let mut c = Command::cargo_bin("earshot").unwrap();
-    c.env_remove("EARSHOT_MODEL").env_remove("RUST_LOG");
-    let out = c
+    let out = earshot()
         .arg("caption")
         .arg("--model")
         .arg(&s.bundle)
@@ -274,9 +223,7 @@ fn too_short_clips_are_a_clear_error() {
     let short = dir.path().join("short.wav");
     // 0.25 s: more than the runtime's general minimum, less than this model's 0.31 s.
     write_wav(&short, 16000, 1, WavKind::Pcm16, &signal(16000, 0.25));
-    let mut c = Command::cargo_bin("earshot").unwrap();
-    c.env_remove("EARSHOT_MODEL").env_remove("RUST_LOG");
-    let out = c
+    let out = earshot()
         .arg("caption")
         .arg("--model")
         .arg(&s.bundle)

@@ -2,7 +2,7 @@
 //!
 //! [`AudioDecoder`] yields mono f32 chunks at the file's own sample rate, one codec packet at a
 //! time, so memory stays bounded by one packet regardless of the file length. Channels are
-//! averaged. Truncated files (fewer frames than the container header announces) and files whose
+//! averaged ([`super::pcm::downmix`]). Truncated files (fewer frames than the container header announces) and files whose
 //! packets cannot be decoded are reported as errors; a few isolated bad packets are skipped with
 //! a warning, as players do.
 
@@ -203,17 +203,8 @@ impl AudioDecoder {
             buf.copy_interleaved_ref(decoded);
             let interleaved = buf.samples();
             self.mono.clear();
-            if channels == 1 {
-                self.mono.extend_from_slice(&interleaved[..frames]);
-            } else {
-                let scale = 1.0 / channels as f32;
-                self.mono.extend(
-                    interleaved
-                        .chunks_exact(channels)
-                        .take(frames)
-                        .map(|fr| fr.iter().sum::<f32>() * scale),
-                );
-            }
+            self.mono.resize(frames, 0.0);
+            super::pcm::downmix(&interleaved[..frames * channels], channels, &mut self.mono);
             self.frames_out += frames as u64;
             return Ok(Some(&self.mono));
         }

@@ -4,12 +4,9 @@ use super::Fatal;
 
 /// Lists input devices with their native and supported configurations.
 #[cfg(feature = "mic")]
-pub fn devices() -> Result<u8, Fatal> {
+pub fn run() -> Result<u8, Fatal> {
     use crate::source::mic::list_devices;
-    let list = list_devices().map_err(|e| Fatal {
-        code: super::EXIT_INPUT_FAILED,
-        error: e,
-    })?;
+    let list = list_devices().map_err(Fatal::input)?;
     if list.is_empty() {
         println!("No audio input devices found.");
         println!("Check `arecord -l`, the USB cable, and that this user is in the `audio` group.");
@@ -42,12 +39,9 @@ pub fn devices() -> Result<u8, Fatal> {
 }
 
 #[cfg(not(feature = "mic"))]
-pub fn devices() -> Result<u8, Fatal> {
-    Err(Fatal {
-        code: super::EXIT_INPUT_FAILED,
-        error: anyhow::anyhow!(
-            "this earshot was built without microphone support (cargo feature `mic`); \
-             use `earshot listen --stdin` or `--file`"
-        ),
-    })
+pub fn run() -> Result<u8, Fatal> {
+    Err(Fatal::input(anyhow::anyhow!(
+        "this earshot was built without microphone support (cargo feature `mic`); \
+         use `earshot listen --stdin` or `--file`"
+    )))
 }

@@ -2,11 +2,11 @@
 //! in real time, to stdout, files, a serial port and MQTT at once.
 
 use super::{load_model, one_line, Fatal, EXIT_INPUT_FAILED};
-use crate::config::{self, validate::hop_seconds, LineFormat, RawConfig, Settings, SourceSettings};
+use crate::config::{self, validate::hop_seconds, RawConfig, Settings, SourceSettings};
 use crate::live::{self, LiveParams};
-use crate::sink::{file_sink, mqtt::MqttSink, serial::SerialSink, EventSink, LineSink};
+use crate::model::Captioner;
+use crate::sink::{file_sink, mqtt::MqttSink, serial::SerialSink, EventSink, LineFormat, LineSink};
 use crate::source::{file::FileSource, stdin::StdinSource, Source};
-use crate::Captioner;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -166,23 +166,6 @@ impl ListenArgs {
     }
 }
 
-/// Exit status: bad configuration or command line.
-pub const EXIT_USAGE: u8 = 2;
-
-fn usage(e: anyhow::Error) -> Fatal {
-    Fatal {
-        code: EXIT_USAGE,
-        error: e,
-    }
-}
-
-fn input_failed(e: anyhow::Error) -> Fatal {
-    Fatal {
-        code: EXIT_INPUT_FAILED,
-        error: e,
-    }
-}
-
 /// The config file merged with the command line, validated (one code path for both).
 pub fn settings(args: &ListenArgs) -> Result<Settings> {
     let file = match &args.config {
@@ -236,24 +219,21 @@ fn open_source(s: &Settings) -> Result<Box<dyn Source>> {
 }
 
 /// `earshot listen`.
-pub fn listen(args: &ListenArgs) -> Result<u8, Fatal> {
-    let settings = settings(args).map_err(usage)?;
+pub fn run(args: &ListenArgs) -> Result<u8, Fatal> {
+    let settings = settings(args).map_err(Fatal::usage)?;
     if args.check_config {
         println!("{settings:#?}");
         return Ok(0);
     }
     // Installed before the (slow) model load: a signal during start-up is a clean stop too.
-    let stop = install_signal_handlers().map_err(input_failed)?;
+    let stop = install_signal_handlers().map_err(Fatal::input)?;
     let model = load_model(settings.bundle.as_deref(), settings.captions.window_seconds)?;
-    let captioner = Captioner::new(model.clone(), settings.beam).map_err(|e| Fatal {
-        code: super::EXIT_MODEL,
-        error: e,
-    })?;
+    let captioner = Captioner::new(model.clone(), settings.beam).map_err(Fatal::model)?;
     let rate = model.sample_rate();
     let window_samples = captioner.window_samples();
     let window_s = window_samples as f64 / f64::from(rate);
-    let hop_s =
-        hop_seconds(&settings.captions, window_s, model.manifest.hop_seconds).map_err(usage)?;
+    let hop_s = hop_seconds(&settings.captions, window_s, model.manifest.hop_seconds)
+        .map_err(Fatal::usage)?;
     let hop_samples = model.manifest.samples_for_seconds(hop_s).max(1);
     let params = LiveParams {
         model_rate: rate,
@@ -266,8 +246,8 @@ pub fn listen(args: &ListenArgs) -> Result<u8, Fatal> {
         ring_seconds: settings.ring_seconds,
         health_every: settings.output.health_seconds.map(Duration::from_secs_f64),
     };
-    let mut source = open_source(&settings).map_err(input_failed)?;
-    let sinks = sinks(&settings).map_err(input_failed)?;
+    let mut source = open_source(&settings).map_err(Fatal::input)?;
+    let sinks = sinks(&settings).map_err(Fatal::input)?;
     let n_sinks = sinks.len();
     // One start-up line on stderr (the journal under systemd): what is being listened to.
     eprintln!(

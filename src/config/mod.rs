@@ -1,114 +1,14 @@
-//! `earshot listen` configuration: a TOML file ([`file::RawConfig`]) merged with command-line
-//! overrides, then validated by [`validate::validate`] into [`Settings`]. Both the file and the
-//! CLI go through the same validation, and every error names the offending key
-//! (`section.key`).
+//! `earshot listen` configuration: the TOML file shape ([`file::RawConfig`]) merged with the
+//! command-line overrides, then validated by [`validate::validate`] (one function per section)
+//! into the [`settings::Settings`] types. Board profiles ([`board`]) are one more layer of
+//! defaults under both. The file and the CLI go through the same validation, and every error
+//! names the offending key (`section.key`).
 
+pub mod board;
 pub mod file;
+pub mod settings;
 pub mod validate;
 
 pub use file::RawConfig;
+pub use settings::{CaptionSettings, OutputSettings, Settings, SourceSettings};
 pub use validate::validate;
-
-use std::path::PathBuf;
-
-/// Where audio comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceSettings {
-    /// A capture device: `device` is a case-insensitive substring of its name; `None` = default.
-    Mic { device: Option<String> },
-    /// PCM on standard input: a WAV stream (`arecord` without `-t raw`), whose header gives the
-    /// format, or raw samples described by `format`, `rate` (required then) and `channels`.
-    Stdin {
-        format: PcmFormat,
-        rate: Option<u32>,
-        channels: u16,
-    },
-    /// An audio file, played at `speed` × real time (`None` = as fast as possible, lossless).
-    File { path: PathBuf, speed: Option<f64> },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PcmFormat {
-    S16Le,
-    S32Le,
-    F32Le,
-}
-
-impl PcmFormat {
-    pub fn bytes_per_sample(self) -> usize {
-        match self {
-            PcmFormat::S16Le => 2,
-            PcmFormat::S32Le | PcmFormat::F32Le => 4,
-        }
-    }
-}
-
-/// Line format of a text-stream sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineFormat {
-    Text,
-    Jsonl,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CaptionSettings {
-    /// `None`: the model's `window_seconds`.
-    pub window_seconds: Option<f64>,
-    /// `None`: the model's `hop_seconds`.
-    pub hop_seconds: Option<f64>,
-    /// Windows whose RMS level is below this (dBFS) are not captioned. `None`: gate off.
-    pub gate_dbfs: Option<f64>,
-    pub holdoff_seconds: f64,
-    pub similarity: f64,
-    pub queue_windows: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SerialSettings {
-    pub device: String,
-    pub baud: u32,
-    pub format: LineFormat,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MqttSettings {
-    pub host: String,
-    pub port: u16,
-    pub topic: String,
-    pub health_topic: Option<String>,
-    pub qos: u8,
-    pub retain: bool,
-    pub client_id: String,
-    pub keep_alive_seconds: f64,
-    pub reconnect_seconds: f64,
-    pub username: Option<String>,
-    pub password: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutputSettings {
-    /// What goes to standard output (`None`: nothing).
-    pub stdout: Option<LineFormat>,
-    pub jsonl_file: Option<PathBuf>,
-    pub text_file: Option<PathBuf>,
-    /// Health report period; `None`: off.
-    pub health_seconds: Option<f64>,
-}
-
-/// Validated settings of `earshot listen`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    /// Board profile applied (its defaults are already in the other fields).
-    pub board: Option<String>,
-    /// `None`: the default model location.
-    pub bundle: Option<PathBuf>,
-    /// Beam width (`None`: the model's `search.beam`; 1 = greedy).
-    pub beam: Option<usize>,
-    pub source: SourceSettings,
-    pub ring_seconds: f64,
-    pub watchdog_seconds: f64,
-    pub captions: CaptionSettings,
-    pub output: OutputSettings,
-    pub serial: Option<SerialSettings>,
-    pub mqtt: Option<MqttSettings>,
-}

@@ -1,6 +1,12 @@
-//! The one validation path for `earshot listen` settings (file and CLI alike).
+//! The one validation path for `earshot listen` settings (file and CLI alike): [`validate`]
+//! applies the board layer and calls one function per section; each error names its key.
 
-use super::*;
+use super::file::{RawCaptions, RawConfig, RawMqtt, RawOutput, RawSerial, RawSource};
+use super::settings::*;
+use crate::audio::pcm::PcmFormat;
+use crate::sink::format::LineFormat;
+use crate::sink::mqtt::MqttSettings;
+use crate::sink::serial::SerialSettings;
 use anyhow::{bail, Result};
 
 pub const DEFAULT_GATE_DBFS: f64 = -60.0;
@@ -56,14 +62,44 @@ fn non_empty(key: &str, v: Option<String>) -> Result<Option<String>> {
 pub fn validate(raw: RawConfig) -> Result<Settings> {
     let board = non_empty("board", raw.board.clone())?;
     let raw = match &board {
-        Some(name) => crate::board::BoardProfile::by_name(name)
+        Some(name) => super::board::BoardProfile::by_name(name)
             .map_err(|e| bad("board", format!("{e:#}")))?
             .config_layer()
             .merge(raw),
         None => raw,
     };
-    // --- source ---
-    let s = raw.source;
+    let (source, ring_seconds, watchdog_seconds) = source(raw.source)?;
+    let captions = captions(raw.captions)?;
+    let output = output(raw.output)?;
+    let serial = serial(raw.serial)?;
+    let mqtt = mqtt(raw.mqtt)?;
+    if output.stdout.is_none()
+        && output.jsonl_file.is_none()
+        && output.text_file.is_none()
+        && serial.is_none()
+        && mqtt.is_none()
+    {
+        bail!(
+            "no output: output.stdout is \"none\" and no file, serial or MQTT sink is configured"
+        );
+    }
+
+    Ok(Settings {
+        board,
+        bundle: raw.model.bundle,
+        beam: ranged_int("model.beam", raw.model.beam, 1, 64)?.map(|b| b as usize),
+        source,
+        ring_seconds,
+        watchdog_seconds,
+        captions,
+        output,
+        serial,
+        mqtt,
+    })
+}
+
+/// `[source]`: the source, `ring_seconds` and `watchdog_seconds`.
+fn source(s: RawSource) -> Result<(SourceSettings, f64, f64)> {
     let kind = match s.kind.as_deref().map(|k| k.trim().to_ascii_lowercase()) {
         None => {
             if s.file.is_some() {
@@ -137,9 +173,11 @@ pub fn validate(raw: RawConfig) -> Result<Settings> {
         s.watchdog_seconds,
         DEFAULT_WATCHDOG_SECONDS,
     )?;
+    Ok((source, ring_seconds, watchdog_seconds))
+}
 
-    // --- captions ---
-    let c = raw.captions;
+/// `[captions]`.
+fn captions(c: RawCaptions) -> Result<CaptionSettings> {
     let window_seconds = match c.window_seconds {
         None => None,
         Some(_) => Some(positive("captions.window_seconds", c.window_seconds, 0.0)?),
@@ -189,9 +227,18 @@ pub fn validate(raw: RawConfig) -> Result<Settings> {
     };
     let queue_windows = ranged_int("captions.queue_windows", c.queue_windows, 1, 64)?
         .map_or(DEFAULT_QUEUE_WINDOWS, |q| q as usize);
+    Ok(CaptionSettings {
+        window_seconds,
+        hop_seconds,
+        gate_dbfs,
+        holdoff_seconds,
+        similarity,
+        queue_windows,
+    })
+}
 
-    // --- output ---
-    let o = raw.output;
+/// `[output]`.
+fn output(o: RawOutput) -> Result<OutputSettings> {
     let stdout = match o
         .stdout
         .as_deref()
@@ -222,16 +269,17 @@ pub fn validate(raw: RawConfig) -> Result<Settings> {
             ))
         }
     };
-    let output = OutputSettings {
+    Ok(OutputSettings {
         stdout,
         jsonl_file: o.jsonl_file,
         text_file: o.text_file,
         health_seconds,
-    };
+    })
+}
 
-    // --- serial ---
-    let sr = raw.serial;
-    let serial = match non_empty("serial.device", sr.device)? {
+/// `[serial]` (`None`: no serial sink).
+fn serial(sr: RawSerial) -> Result<Option<SerialSettings>> {
+    Ok(match non_empty("serial.device", sr.device)? {
         None => {
             if sr.baud.is_some() || sr.format.is_some() {
                 return Err(bad(
@@ -246,11 +294,12 @@ pub fn validate(raw: RawConfig) -> Result<Settings> {
             baud: ranged_int("serial.baud", sr.baud, 50, 4_000_000)?.unwrap_or(115_200) as u32,
             format: line_format("serial.format", sr.format.as_deref(), LineFormat::Text)?,
         }),
-    };
+    })
+}
 
-    // --- mqtt ---
-    let m = raw.mqtt;
-    let mqtt = match non_empty("mqtt.host", m.host)? {
+/// `[mqtt]` (`None`: no MQTT sink).
+fn mqtt(m: RawMqtt) -> Result<Option<MqttSettings>> {
+    Ok(match non_empty("mqtt.host", m.host)? {
         None => {
             let set = m.port.is_some()
                 || m.topic.is_some()
@@ -309,37 +358,6 @@ pub fn validate(raw: RawConfig) -> Result<Settings> {
                 password: m.password,
             })
         }
-    };
-
-    if output.stdout.is_none()
-        && output.jsonl_file.is_none()
-        && output.text_file.is_none()
-        && serial.is_none()
-        && mqtt.is_none()
-    {
-        bail!(
-            "no output: output.stdout is \"none\" and no file, serial or MQTT sink is configured"
-        );
-    }
-
-    Ok(Settings {
-        board,
-        bundle: raw.model.bundle,
-        beam: ranged_int("model.beam", raw.model.beam, 1, 64)?.map(|b| b as usize),
-        source,
-        ring_seconds,
-        watchdog_seconds,
-        captions: CaptionSettings {
-            window_seconds,
-            hop_seconds,
-            gate_dbfs,
-            holdoff_seconds,
-            similarity,
-            queue_windows,
-        },
-        output,
-        serial,
-        mqtt,
     })
 }
 
@@ -471,7 +489,7 @@ mod tests {
     #[test]
     fn board_defaults_yield_to_explicit_settings() {
         let s = v("board = \"pi-zero-2w\"").unwrap();
-        let p = crate::board::BoardProfile::by_name("pi-zero-2w").unwrap();
+        let p = crate::config::board::BoardProfile::by_name("pi-zero-2w").unwrap();
         assert_eq!(s.captions.window_seconds, Some(p.runtime.window_seconds));
         assert_eq!(s.captions.hop_seconds, Some(p.runtime.hop_seconds));
         let s = v("board = \"pi4\"\n[captions]\nhop_seconds = 1.5").unwrap();

@@ -6,13 +6,27 @@ use super::tract::{DecoderMode, TractBackend};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// Options for [`Model::load`].
-#[derive(Debug, Clone, Default)]
+/// Options for [`Model::load`] (the commands fill them from flags and environment variables;
+/// the model never reads the environment itself).
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Window length in seconds; `None` = the manifest's `window_seconds`.
     pub window_seconds: Option<f64>,
-    /// Decoder plan strategy; `None` = [`DecoderMode::from_env`].
-    pub decoder_mode: Option<DecoderMode>,
+    /// Decoder plan strategy (`EARSHOT_DECODER_PLAN`).
+    pub decoder_mode: DecoderMode,
+    /// Use the bundle's key/value-cached decoder when it has one (`EARSHOT_DECODER_CACHE=off`
+    /// turns it off).
+    pub decoder_cache: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> LoadOptions {
+        LoadOptions {
+            window_seconds: None,
+            decoder_mode: DecoderMode::Symbolic,
+            decoder_cache: true,
+        }
+    }
 }
 
 /// Summary of a loaded model, for `earshot info` and logs.
@@ -108,14 +122,14 @@ impl Model {
             frames > 0 && window_samples > manifest.frontend.n_fft / 2,
             "window of {window_seconds} s is too short for this model"
         );
-        let mode = opts.decoder_mode.unwrap_or_else(DecoderMode::from_env);
         let backend = TractBackend::load(
             dir,
             &manifest.encoder,
             &manifest.decoder,
             manifest.frontend.n_mels,
             frames,
-            mode,
+            opts.decoder_mode,
+            opts.decoder_cache,
             manifest.tags.as_ref().map(|t| t.output.as_str()),
         )
         .with_context(|| format!("bundle {}", dir.display()))?;

@@ -96,12 +96,9 @@ fn memory_key(m: &Memory) -> u64 {
 }
 
 impl CachedDecoder {
-    /// Loads the cached decoder when the manifest has a `decoder_cached` section and the cache
-    /// is not disabled by `EARSHOT_DECODER_CACHE=off`.
+    /// Loads the cached decoder when the manifest has a `decoder_cached` section (the caller
+    /// decides whether to use it at all: [`crate::model::LoadOptions::decoder_cache`]).
     pub fn load_if_present(dir: &Path, vocab: usize, dim: usize) -> Result<Option<CachedDecoder>> {
-        if std::env::var("EARSHOT_DECODER_CACHE").as_deref() == Ok("off") {
-            return Ok(None);
-        }
         let text = std::fs::read_to_string(dir.join("manifest.json"))?;
         let v: serde_json::Value = serde_json::from_str(&text)?;
         let Some(section) = v.get("decoder_cached") else {

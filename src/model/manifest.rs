@@ -10,6 +10,9 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+use super::frontend::spec::{FrontendSpec, LogKind};
+use super::search::SearchSpec;
+
 /// The only bundle format version this runtime understands.
 pub const SUPPORTED_VERSION: u32 = 1;
 /// Value of the `format` key.
@@ -45,99 +48,6 @@ pub struct Manifest {
 
 fn default_vocab_file() -> String {
     "vocab.txt".to_string()
-}
-
-/// Log-mel front end parameters. Field meanings: docs/bundle-format.md, "Front end".
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct FrontendSpec {
-    pub sample_rate: u32,
-    #[serde(default)]
-    pub preemphasis: f64,
-    pub n_fft: usize,
-    pub win_length: usize,
-    pub hop_length: usize,
-    pub window: WindowKind,
-    pub center: bool,
-    #[serde(default)]
-    pub pad_mode: PadMode,
-    #[serde(default = "default_power")]
-    pub power: f64,
-    pub n_mels: usize,
-    #[serde(default)]
-    pub f_min: f64,
-    /// `None` means Nyquist.
-    #[serde(default)]
-    pub f_max: Option<f64>,
-    pub mel_scale: MelScale,
-    #[serde(default)]
-    pub mel_norm: MelNorm,
-    pub log: LogKind,
-    #[serde(default = "default_log_offset")]
-    pub log_offset: f64,
-    #[serde(default = "default_amin")]
-    pub amin: f64,
-    #[serde(default = "default_db_ref")]
-    pub db_ref: f64,
-    #[serde(default)]
-    pub top_db: Option<f64>,
-    #[serde(default)]
-    pub norm_add: f64,
-    #[serde(default = "default_norm_div")]
-    pub norm_div: f64,
-}
-
-fn default_power() -> f64 {
-    2.0
-}
-fn default_log_offset() -> f64 {
-    1e-5
-}
-fn default_amin() -> f64 {
-    1e-10
-}
-fn default_db_ref() -> f64 {
-    1.0
-}
-fn default_norm_div() -> f64 {
-    1.0
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum WindowKind {
-    HannPeriodic,
-    HannSymmetric,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PadMode {
-    #[default]
-    Reflect,
-    Constant,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum MelScale {
-    Htk,
-    Slaney,
-    Kaldi,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum MelNorm {
-    #[default]
-    None,
-    Slaney,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum LogKind {
-    Ln,
-    Db,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -178,63 +88,6 @@ pub struct SpecialTokens {
     pub start: i64,
     pub end: i64,
     pub unk: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SearchSpec {
-    #[serde(default = "default_beam")]
-    pub beam: usize,
-    #[serde(default = "default_max_len")]
-    pub max_len: usize,
-    #[serde(default = "default_length_norm")]
-    pub length_norm: f64,
-    /// How finished hypotheses affect the beam (docs/bundle-format.md, "Decoder").
-    #[serde(default)]
-    pub beam_mode: BeamMode,
-    /// Forbid repeating any n-gram of this length (0 = off; src/model/repetition.rs).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub no_repeat_ngram: usize,
-    /// Words that may occur at most once in a caption (those not in the vocabulary are ignored).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub once_words: Vec<String>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-/// Beam variant. `Shrinking` (default): each finished hypothesis takes one slot away. `Constant`:
-/// the beam keeps `beam` live hypotheses and stops once exactly `beam` have finished (the search of
-/// the paper's released student, so converted checkpoints give the authors' captions).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum BeamMode {
-    #[default]
-    Shrinking,
-    Constant,
-}
-
-fn default_beam() -> usize {
-    3
-}
-fn default_max_len() -> usize {
-    20
-}
-fn default_length_norm() -> f64 {
-    1.0
-}
-
-impl Default for SearchSpec {
-    fn default() -> Self {
-        SearchSpec {
-            beam: default_beam(),
-            max_len: default_max_len(),
-            length_norm: default_length_norm(),
-            beam_mode: BeamMode::default(),
-            no_repeat_ngram: 0,
-            once_words: Vec::new(),
-        }
-    }
 }
 
 impl Manifest {
@@ -390,32 +243,11 @@ impl Manifest {
     }
 }
 
-impl FrontendSpec {
-    /// Number of feature frames for `len` input samples (before pre-emphasis).
-    pub fn frames_for_len(&self, len: usize) -> usize {
-        let len = if self.preemphasis > 0.0 {
-            len.saturating_sub(1)
-        } else {
-            len
-        };
-        if self.center {
-            1 + len / self.hop_length
-        } else if len >= self.n_fft {
-            1 + (len - self.n_fft) / self.hop_length
-        } else {
-            0
-        }
-    }
-
-    /// Upper mel band edge in Hz (`f_max`, or Nyquist when absent).
-    pub fn f_max_hz(&self) -> f64 {
-        self.f_max.unwrap_or(f64::from(self.sample_rate) / 2.0)
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::frontend::spec::MelScale;
+    use crate::model::search::BeamMode;
 
     /// The example manifest of docs/bundle-format.md (with a small vocab).
     pub(crate) fn example_json() -> serde_json::Value {

@@ -3,7 +3,8 @@
 //! Order: `--model DIR`, `$EARSHOT_MODEL`, `<exe dir>/models/default`,
 //! `<exe dir>/../share/earshot/models/default`, `/usr/share/earshot/models/default`, and the
 //! source tree's `models/default` (compile-time `$CARGO_MANIFEST_DIR`, so `cargo run` works).
-//! An explicit `--model` or `$EARSHOT_MODEL` is used as given (no silent fallback).
+//! An explicit `--model` or `$EARSHOT_MODEL` is used as given (no silent fallback). The caller
+//! reads the environment and the executable path ([`crate::commands::load_model`]).
 
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -56,13 +57,6 @@ pub fn resolve_with(
         "no model found: pass --model DIR or set {MODEL_ENV}; tried {}",
         tried.join(", ")
     )
-}
-
-/// Resolves with the real environment and executable path.
-pub fn resolve(flag: Option<&Path>) -> Result<(PathBuf, Origin)> {
-    let env = std::env::var(MODEL_ENV).ok();
-    let exe = std::env::current_exe().ok();
-    resolve_with(flag, env.as_deref(), exe.as_deref())
 }
 
 #[cfg(test)]

@@ -4,14 +4,29 @@
 //! the client's queue is full the message is dropped and counted. `flush` waits (bounded) until
 //! every queued message has been written (QoS 0) or acknowledged (QoS 1/2).
 
-use super::{Event, EventSink};
-use crate::config::MqttSettings;
+use super::event::{Event, EventSink};
 use anyhow::{anyhow, Result};
 use rumqttc::{Client, Event as MqEvent, Incoming, MqttOptions, Outgoing, QoS};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Settings of the MQTT sink (`[mqtt]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttSettings {
+    pub host: String,
+    pub port: u16,
+    pub topic: String,
+    pub health_topic: Option<String>,
+    pub qos: u8,
+    pub retain: bool,
+    pub client_id: String,
+    pub keep_alive_seconds: f64,
+    pub reconnect_seconds: f64,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
 
 /// Messages the client may hold while the broker is unreachable.
 const QUEUE: usize = 64;
@@ -137,7 +152,7 @@ impl EventSink for MqttSink {
 
     fn emit(&mut self, event: &Event) -> Result<()> {
         let topic = match event {
-            Event::Caption(_) => &self.settings.topic,
+            Event::Caption(_) | Event::FileCaption(_) => &self.settings.topic,
             Event::Health(_) | Event::Summary(_) => &self.health_topic,
         };
         let payload = event.to_json().to_string();

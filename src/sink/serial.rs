@@ -2,11 +2,19 @@
 //! A write error (device unplugged) closes the port; it is reopened on a later event, at most
 //! once per [`REOPEN_EVERY`].
 
-use super::{format_line, Event, EventSink};
-use crate::config::{LineFormat, SerialSettings};
+use super::event::{Event, EventSink};
+use super::format::{event_line, FormatOptions, LineFormat};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::{Duration, Instant};
+
+/// Settings of the serial sink (`[serial]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SerialSettings {
+    pub device: String,
+    pub baud: u32,
+    pub format: LineFormat,
+}
 
 const REOPEN_EVERY: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -46,7 +54,7 @@ impl EventSink for SerialSink {
     }
 
     fn emit(&mut self, event: &Event) -> Result<()> {
-        let Some(line) = format_line(event, self.format) else {
+        let Some(line) = event_line(event, self.format, &FormatOptions::default()) else {
             return Ok(());
         };
         if self.port.is_none() {

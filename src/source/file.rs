@@ -1,9 +1,9 @@
 //! An audio file as a live-like source (decoded with [`crate::audio::decode`], mono): played at
 //! `speed` × real time, or as fast as possible without losing anything (`speed` = `None`).
 
+use super::ring::Ring;
 use super::{wait_until, Policy, Source, SourceFormat, SourceState, ThreadState};
 use crate::audio::decode::AudioDecoder;
-use crate::ring::Ring;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -7,9 +7,9 @@
 //! an audio-liveness timeout (no samples for `watchdog` seconds) makes [`Source::poll`] rebuild the
 //! stream with exponential backoff while the rest of the pipeline keeps running.
 
+use super::ring::{Ring, RingWriter};
 use super::supervise::{Action, BuildFn, Supervisor};
 use super::{Policy, Source, SourceFormat, SourceState};
-use crate::ring::{Ring, RingWriter};
 use anyhow::{anyhow, bail, Context, Result};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{Device, FromSample, SampleFormat, SizedSample, Stream, StreamConfig};

@@ -1,16 +1,18 @@
-//! Audio sources of `earshot listen`, behind one [`Source`] trait: a capture device (cpal, feature
-//! `mic`), raw PCM on standard input, and an audio file played at real-time pace or as fast as
-//! possible. Every source delivers interleaved f32 frames into a [`Ring`]; the processing thread
-//! reads the other end.
+//! Stage 1, where audio comes from (`earshot listen`), behind one [`Source`] trait: a capture
+//! device (cpal, feature `mic`; [`supervise`] rebuilds a failed stream), PCM on standard input,
+//! and an audio file played at real-time pace or as fast as possible. Every source delivers
+//! interleaved f32 frames into the lock-free [`ring::Ring`] (the sources' contract: counted
+//! drop-oldest, no allocation on the writer side); the DSP thread reads the other end.
 
 pub mod file;
 #[cfg(feature = "mic")]
 pub mod mic;
+pub mod ring;
 pub mod stdin;
 pub mod supervise;
 
-use crate::ring::Ring;
 use anyhow::Result;
+use ring::Ring;
 
 /// Native format of the delivered audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +24,11 @@ pub struct SourceFormat {
 /// How a source behaves when the consumer falls behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// Live capture that cannot wait: the processing thread sheds the oldest audio from the ring
+    /// Live capture that cannot wait: the DSP thread sheds the oldest audio from the ring
     /// when it falls behind (otherwise the source itself waits for room: files, pipes).
     pub shed_oldest: bool,
     /// Windows are dropped (oldest first) when the model is slower than real time; otherwise
-    /// the processing thread waits for the model (a file read as fast as possible).
+    /// the DSP thread waits for the model (a file read as fast as possible).
     pub drop_windows: bool,
 }
 

@@ -5,10 +5,10 @@
 //! little-endian s16, s32 or f32. The reader waits for room in the ring (the pipe then holds the
 //! writer back); a slow model costs whole windows, not samples.
 
+use super::ring::Ring;
 use super::{wait_until, Policy, Source, SourceFormat, SourceState, ThreadState};
-use crate::config::PcmFormat;
-use crate::ring::Ring;
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use crate::audio::pcm::{convert, read_wav_header, PcmFormat};
+use anyhow::{anyhow, Context, Result};
 use std::io::Read;
 
 /// Frames converted per block.
@@ -21,96 +21,6 @@ pub struct StdinSource {
     format: SourceFormat,
     reader: Option<Box<dyn Read + Send>>,
     thread: ThreadState,
-}
-
-/// "Unknown length" values streaming writers (arecord to a pipe) put in the data chunk size.
-const STREAMING_SIZE: u32 = 0x7FFF_0000;
-/// Give up looking for the `data` chunk after this many header bytes.
-const MAX_HEADER: u64 = 1 << 20;
-
-/// Format found in a WAV header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WavInfo {
-    pub pcm: PcmFormat,
-    pub rate: u32,
-    pub channels: u16,
-    /// Bytes of audio announced (`None`: streaming, read to the end).
-    pub data_len: Option<u64>,
-}
-
-fn u16le(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn u32le(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-/// Reads the chunks after `RIFF....WAVE` up to the start of the audio data.
-pub fn read_wav_header(r: &mut dyn Read) -> Result<WavInfo> {
-    let mut fmt: Option<(PcmFormat, u32, u16)> = None;
-    let mut seen: u64 = 12;
-    loop {
-        let mut h = [0u8; 8];
-        r.read_exact(&mut h)
-            .context("stdin ended inside the WAV header")?;
-        let size = u32le(&h, 4);
-        seen += 8;
-        match &h[..4] {
-            b"fmt " => {
-                ensure!(
-                    (16..=1024).contains(&size),
-                    "bad WAV fmt chunk ({size} bytes)"
-                );
-                let mut b = vec![0u8; size as usize + (size as usize & 1)];
-                r.read_exact(&mut b)
-                    .context("stdin ended inside the WAV header")?;
-                let mut tag = u16le(&b, 0);
-                let channels = u16le(&b, 2);
-                let rate = u32le(&b, 4);
-                let bits = u16le(&b, 14);
-                if tag == 0xFFFE && size >= 26 {
-                    tag = u16le(&b, 24); // WAVE_FORMAT_EXTENSIBLE: the sub-format
-                }
-                let pcm = match (tag, bits) {
-                    (1, 16) => PcmFormat::S16Le,
-                    (1, 32) => PcmFormat::S32Le,
-                    (3, 32) => PcmFormat::F32Le,
-                    _ => bail!(
-                        "unsupported WAV sample format on stdin (format tag {tag}, {bits} bits): \
-                         record with -f S16_LE, S32_LE or FLOAT_LE"
-                    ),
-                };
-                ensure!(
-                    (1..=64).contains(&channels) && (1000..=768_000).contains(&rate),
-                    "implausible WAV header on stdin ({channels} channels, {rate} Hz)"
-                );
-                fmt = Some((pcm, rate, channels));
-                seen += u64::from(size);
-            }
-            b"data" => {
-                let (pcm, rate, channels) =
-                    fmt.context("the WAV header on stdin has no fmt chunk before the data")?;
-                let data_len = (size != 0 && size < STREAMING_SIZE).then_some(u64::from(size));
-                return Ok(WavInfo {
-                    pcm,
-                    rate,
-                    channels,
-                    data_len,
-                });
-            }
-            _ => {
-                let skip = u64::from(size) + u64::from(size & 1);
-                let got = std::io::copy(&mut r.take(skip), &mut std::io::sink())?;
-                ensure!(got == skip, "stdin ended inside the WAV header");
-                seen += skip;
-            }
-        }
-        ensure!(
-            seen <= MAX_HEADER,
-            "no audio data found in the WAV header on stdin"
-        );
-    }
 }
 
 impl StdinSource {
@@ -179,36 +89,6 @@ impl StdinSource {
     pub fn pcm(&self) -> PcmFormat {
         self.pcm
     }
-}
-
-/// Converts whole little-endian samples of `bytes` into `out`; returns samples written.
-pub fn convert(pcm: PcmFormat, bytes: &[u8], out: &mut [f32]) -> usize {
-    let n = (bytes.len() / pcm.bytes_per_sample()).min(out.len());
-    match pcm {
-        PcmFormat::S16Le => {
-            for (o, b) in out[..n].iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0;
-            }
-        }
-        PcmFormat::S32Le => {
-            for (o, b) in out[..n].iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = (f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])) / 2_147_483_648.0)
-                    as f32;
-            }
-        }
-        PcmFormat::F32Le => {
-            for (o, b) in out[..n].iter_mut().zip(bytes.chunks_exact(4)) {
-                let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                // Corrupt input (NaN/inf) must not poison the window.
-                *o = if v.is_finite() {
-                    v.clamp(-1.0, 1.0)
-                } else {
-                    0.0
-                };
-            }
-        }
-    }
-    n
 }
 
 impl Source for StdinSource {
@@ -349,28 +229,5 @@ mod tests {
         let mut all = Vec::new();
         s.reader.take().unwrap().read_to_end(&mut all).unwrap();
         assert_eq!(all, raw, "the peeked bytes are audio too");
-    }
-
-    #[test]
-    fn converts_formats() {
-        let mut out = [0f32; 4];
-        let s16: Vec<u8> = [0i16, 16384, -32768, 32767]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        assert_eq!(convert(PcmFormat::S16Le, &s16, &mut out), 4);
-        assert_eq!(out, [0.0, 0.5, -1.0, 32767.0 / 32768.0]);
-        let f32s: Vec<u8> = [0.25f32, f32::NAN, 2.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        assert_eq!(convert(PcmFormat::F32Le, &f32s, &mut out), 3);
-        assert_eq!(&out[..3], &[0.25, 0.0, 1.0]);
-        let s32: Vec<u8> = [i32::MIN, 1 << 30]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        assert_eq!(convert(PcmFormat::S32Le, &s32, &mut out), 2);
-        assert_eq!(&out[..2], &[-1.0, 0.5]);
     }
 }

@@ -3,7 +3,7 @@
 //! failed attempts. Independent of cpal so that it can be tested without audio hardware; the
 //! microphone source plugs its stream builder in.
 
-use crate::ring::Ring;
+use super::ring::Ring;
 use anyhow::Result;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -3,6 +3,7 @@ export with onnxruntime parity. No shared data needed (random mn04 weights)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,12 @@ STUDENT = str(CONFIGS / "tiny-student.toml")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, tiny_corpus):
     root = tmp_path_factory.mktemp("pipeline")
     old = os.environ.get("EARSHOT_CACHE")
     os.environ["EARSHOT_CACHE"] = str(root / "cache")
+    # The session's tiny corpus is the one tiny-teacher.toml names: `corpus` finds it complete.
+    shutil.copytree(tiny_corpus, root / "cache" / "corpus" / "tiny")
     runs = root / "runs"
     sets = ["--set", f"experiment.runs_dir={runs}"]
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from conftest import TINY_CORPUS_CONFIG as TINY
 
 from earshot_train.captions import (
     CLASSES,
@@ -27,15 +28,12 @@ from earshot_train.corpus import (
     main,
     read_manifest,
 )
-from earshot_train.shared import REPO_ROOT, shared_path
-
-TINY = REPO_ROOT / "train" / "configs" / "corpus-tiny.toml"
+from earshot_train.shared import shared_path
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    cfg = CorpusConfig.load(TINY)
-    return build_corpus(cfg, tmp_path_factory.mktemp("c") / "tiny", progress=False)
+@pytest.fixture
+def tiny(tiny_corpus) -> Path:
+    return tiny_corpus
 
 
 def _digest(d: Path) -> str:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from earshot_train.corpus import CorpusConfig, build_corpus, read_manifest
+from earshot_train.corpus import read_manifest
 from earshot_train.evaluate import (
     METRICS,
     UNAVAILABLE,
@@ -18,7 +18,6 @@ from earshot_train.evaluate import (
     score,
     simple_tokenize,
 )
-from earshot_train.shared import REPO_ROOT
 
 REFS = {
     "a": ["a dog barks while rain falls", "a dog is barking in the rain"],
@@ -73,9 +72,8 @@ def test_bad_inputs():
     assert simple_tokenize("A Dog, barks!\n") == "a dog barks"
 
 
-def test_evaluate_predictions_on_tiny_corpus(tmp_path, capsys):
-    cfg = CorpusConfig.load(REPO_ROOT / "train" / "configs" / "corpus-tiny.toml")
-    corpus = build_corpus(cfg, tmp_path / "tiny", progress=False)
+def test_evaluate_predictions_on_tiny_corpus(tiny_corpus, tmp_path, capsys):
+    corpus = tiny_corpus
     rows = [r for r in read_manifest(corpus, ["test_single", "test_mix"])]
     preds = {r["id"]: r["captions"][0] for r in rows}
     res = evaluate_predictions(preds, corpus, ["test_single", "test_mix"], use_java=False)

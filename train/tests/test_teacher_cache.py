@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import build_tiny_corpus
 
 from earshot_train.audio_io import load_audio
-from earshot_train.corpus import CorpusConfig, build_corpus, read_manifest
+from earshot_train.corpus import read_manifest
 from earshot_train.frontend import logmel
 from earshot_train.teacher.mn04 import MN04, MN04_FRONTEND
 from earshot_train.teacher_cache import cache_teacher_features, clip_path, load_teacher_features, main
@@ -17,26 +18,26 @@ from earshot_train.teacher_cache import cache_teacher_features, clip_path, load_
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    cfg = CorpusConfig.from_dict(
-        {
-            "name": "tc",
-            "synthetic": True,
-            "n_train_single": 2,
-            "n_train_bed": 1,
-            "n_train_overlap": 1,
-            "n_train_sequence": 0,
-            "n_val_single": 1,
-            "n_val_bed": 0,
-            "n_val_overlap": 0,
-            "n_val_sequence": 0,
-            "n_test_single": 1,
-            "n_test_bed": 1,
-            "n_test_overlap": 0,
-            "n_test_sequence": 0,
-            "n_audio_only": 1,
-        }
+    # Smaller than the session's tiny corpus (8 clips): the teacher runs a forward pass per clip.
+    return build_tiny_corpus(
+        tmp_path_factory.mktemp("tc") / "c",
+        name="tc",
+        seed=1234,
+        synthetic_files_per_class=8,
+        n_train_single=2,
+        n_train_bed=1,
+        n_train_overlap=1,
+        n_train_sequence=0,
+        n_val_single=1,
+        n_val_bed=0,
+        n_val_overlap=0,
+        n_val_sequence=0,
+        n_test_single=1,
+        n_test_bed=1,
+        n_test_overlap=0,
+        n_test_sequence=0,
+        n_audio_only=1,
     )
-    return build_corpus(cfg, tmp_path_factory.mktemp("tc") / "c", progress=False)
 
 
 def _model():

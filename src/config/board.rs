@@ -13,10 +13,10 @@ use crate::config::file::RawConfig;
 
 /// The embedded profiles, in the order they are listed to users (smallest board first).
 const EMBEDDED: &[(&str, &str)] = &[
-    ("pi-zero-2w", include_str!("../boards/pi-zero-2w.toml")),
-    ("pi3", include_str!("../boards/pi3.toml")),
-    ("pi4", include_str!("../boards/pi4.toml")),
-    ("pi5", include_str!("../boards/pi5.toml")),
+    ("pi-zero-2w", include_str!("../../boards/pi-zero-2w.toml")),
+    ("pi3", include_str!("../../boards/pi3.toml")),
+    ("pi4", include_str!("../../boards/pi4.toml")),
+    ("pi5", include_str!("../../boards/pi5.toml")),
 ];
 
 /// Rust targets a profile may name (the ones `scripts/cross-build.sh` builds).
@@ -268,7 +268,7 @@ mod tests {
     }
 
     fn pi4_text() -> String {
-        include_str!("../boards/pi4.toml").to_string()
+        include_str!("../../boards/pi4.toml").to_string()
     }
 
     #[test]

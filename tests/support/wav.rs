@@ -1,30 +1,9 @@
-//! Helpers shared by the integration tests: WAV writing, golden-file locations.
-#![allow(dead_code)]
+//! WAV files for the tests: a writer (16-bit PCM or 32-bit float, any rate and channel count),
+//! a raw 16-bit reader for reference files, and the runtime's own decoder read to the end.
 
+use earshot::audio::decode::{AudioDecoder, StreamInfo};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn golden() -> PathBuf {
-    repo().join("tests/golden")
-}
-
-/// The tiny bundle exported by train/, or `None` (with a SKIP message) when not committed yet.
-pub fn tiny_bundle() -> Option<PathBuf> {
-    let p = golden().join("tiny-bundle");
-    if p.join("manifest.json").is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: {} is not committed yet (written by `python -m earshot_train.golden`)",
-            p.display()
-        );
-        None
-    }
-}
+use std::path::Path;
 
 /// Sample encoding of a generated WAV file.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,18 +53,42 @@ pub fn write_wav(path: &Path, rate: u32, channels: u16, kind: WavKind, samples: 
     f.write_all(&bytes).unwrap();
 }
 
-/// A deterministic test signal: two tones plus a little noise, mono.
-pub fn signal(rate: u32, seconds: f64) -> Vec<f32> {
-    let n = (seconds * f64::from(rate)) as usize;
-    let mut seed = 12345u32;
-    (0..n)
-        .map(|i| {
-            let t = i as f64 / f64::from(rate);
-            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
-            let noise = (seed >> 8) as f64 / f64::from(1u32 << 24) - 0.5;
-            (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()
-                + 0.2 * (2.0 * std::f64::consts::PI * 1230.0 * t).sin()
-                + 0.05 * noise) as f32
-        })
-        .collect()
+/// Decodes a whole file with the runtime's decoder: stream info and mono samples.
+pub fn decode_all(path: &Path) -> (StreamInfo, Vec<f32>) {
+    let mut d = AudioDecoder::open(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    let info = d.info().clone();
+    let mut out = Vec::new();
+    while let Some(c) = d.next_chunk().unwrap() {
+        out.extend_from_slice(c);
+    }
+    (info, out)
+}
+
+/// A 16-bit PCM mono WAV's samples (/32768, as libsndfile and symphonia scale them).
+pub fn read_pcm16_mono(path: &Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[0..4], b"RIFF");
+    let mut i = 12;
+    while i + 8 <= b.len() {
+        let id = &b[i..i + 4];
+        let len = u32::from_le_bytes(b[i + 4..i + 8].try_into().unwrap()) as usize;
+        if id == b"fmt " {
+            let fmt = u16::from_le_bytes([b[i + 8], b[i + 9]]);
+            let channels = u16::from_le_bytes([b[i + 10], b[i + 11]]);
+            let bits = u16::from_le_bytes([b[i + 22], b[i + 23]]);
+            assert_eq!(
+                (fmt, channels, bits),
+                (1, 1, 16),
+                "expected 16-bit PCM mono"
+            );
+        }
+        if id == b"data" {
+            return b[i + 8..i + 8 + len]
+                .chunks_exact(2)
+                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+                .collect();
+        }
+        i += 8 + len + (len & 1);
+    }
+    panic!("{}: no data chunk", path.display());
 }

@@ -1,13 +1,15 @@
 //! [`Captioner`]: one window of samples at the model rate → one [`Caption`].
 //!
 //! The model (read-only, shared behind an `Arc`) is separate from the per-stream state (front-end
-//! buffers, search parameters), so several streams can share one loaded model.
+//! buffers, search parameters), so several streams can share one loaded model. Everything that
+//! consumes windows (`earshot caption`'s driver, `listen`'s inference thread, the test fakes)
+//! talks to the [`WindowCaptioner`] trait, which [`Captioner`] implements.
 
-use crate::frontend::LogMel;
-use crate::model::confidence::mean_logprob;
-use crate::model::repetition::Repetition;
-use crate::model::Model;
-use crate::search::{ids_to_text, search, SearchParams};
+use super::confidence::mean_logprob;
+use super::frontend::{Features, LogMel};
+use super::repetition::Repetition;
+use super::search::{ids_to_text, search, SearchParams};
+use super::Model;
 use anyhow::{bail, ensure, Context, Result};
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +46,15 @@ pub struct Caption {
     pub confidence: Option<f64>,
     /// Clip-level tags with their scores, highest first (bundles with a `tags` section).
     pub tags: Vec<(String, f32)>,
+}
+
+/// Something that captions one window at the model rate (the real [`Captioner`], or a fake
+/// model in tests).
+pub trait WindowCaptioner: Send {
+    /// Model input length in samples (windows are zero-padded to it).
+    fn window_samples(&self) -> usize;
+    /// `window` has exactly [`Self::window_samples`] samples; the first `valid` are real audio.
+    fn caption(&mut self, window: &[f32], valid: usize) -> Result<Caption>;
 }
 
 /// Per-stream captioning state over a shared [`Model`].
@@ -106,7 +117,7 @@ impl Captioner {
     }
 
     /// Log-mel features of one window (exposed for parity tests and tools).
-    pub fn features(&mut self, window: &[f32]) -> Result<crate::frontend::Features> {
+    pub fn features(&mut self, window: &[f32]) -> Result<Features> {
         self.frontend.compute(window)
     }
 
@@ -167,6 +178,15 @@ impl Captioner {
             confidence,
             tags,
         })
+    }
+}
+
+impl WindowCaptioner for Captioner {
+    fn window_samples(&self) -> usize {
+        Captioner::window_samples(self)
+    }
+    fn caption(&mut self, window: &[f32], valid: usize) -> Result<Caption> {
+        Captioner::caption(self, window, valid)
     }
 }
 

@@ -21,9 +21,67 @@
 //! live, or at `max_len`). Ranking as above.
 
 use crate::model::backend::{EncoderDecoder, Memory};
-pub use crate::model::manifest::BeamMode;
 use crate::model::repetition::Repetition;
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+/// The `search` section of `manifest.json`: the model's own search defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SearchSpec {
+    #[serde(default = "default_beam")]
+    pub beam: usize,
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    #[serde(default = "default_length_norm")]
+    pub length_norm: f64,
+    /// How finished hypotheses affect the beam (docs/bundle-format.md, "Decoder").
+    #[serde(default)]
+    pub beam_mode: BeamMode,
+    /// Forbid repeating any n-gram of this length (0 = off; [`crate::model::repetition`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub no_repeat_ngram: usize,
+    /// Words that may occur at most once in a caption (those not in the vocabulary are ignored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub once_words: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Beam variant. `Shrinking` (default): each finished hypothesis takes one slot away. `Constant`:
+/// the beam keeps `beam` live hypotheses and stops once exactly `beam` have finished (the search of
+/// the paper's released student, so converted checkpoints give the authors' captions).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BeamMode {
+    #[default]
+    Shrinking,
+    Constant,
+}
+
+fn default_beam() -> usize {
+    3
+}
+fn default_max_len() -> usize {
+    20
+}
+fn default_length_norm() -> f64 {
+    1.0
+}
+
+impl Default for SearchSpec {
+    fn default() -> Self {
+        SearchSpec {
+            beam: default_beam(),
+            max_len: default_max_len(),
+            length_norm: default_length_norm(),
+            beam_mode: BeamMode::default(),
+            no_repeat_ngram: 0,
+            once_words: Vec::new(),
+        }
+    }
+}
 
 /// Search parameters.
 #[derive(Debug, Clone, PartialEq)]

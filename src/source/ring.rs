@@ -1,5 +1,5 @@
 //! Lock-free single-producer/single-consumer audio ring between a capture thread (or the cpal
-//! callback) and the processing thread.
+//! callback) and the DSP thread.
 //!
 //! Samples are interleaved f32 frames. The producer only ever pushes whole frames and the consumer
 //! only pops whole frames, so the channel alignment can never slip.

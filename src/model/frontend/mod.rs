@@ -4,9 +4,12 @@
 //! the features are as close to the exact values as possible; the PyTorch reference computes in
 //! f32, and the golden tests allow 1e-3.
 
-use crate::model::manifest::{FrontendSpec, LogKind, MelNorm, MelScale, PadMode, WindowKind};
+pub mod spec;
+
 use anyhow::{ensure, Result};
 use realfft::{num_complex::Complex, RealFftPlanner, RealToComplex};
+pub use spec::FrontendSpec;
+use spec::{LogKind, MelNorm, MelScale, PadMode, WindowKind};
 use std::sync::Arc;
 
 /// Log-mel features, layout `[n_mels][frames]` flattened row-major (mel-major).

@@ -1,0 +1,67 @@
+//! The validated settings of `earshot listen` (what [`super::validate`] produces from the file
+//! shape [`super::file::RawConfig`]). The settings of one stage are that stage's own types
+//! (PCM formats from [`crate::audio::pcm`], line formats and sink settings from
+//! [`crate::sink`]); this module gathers them.
+
+use crate::audio::pcm::PcmFormat;
+use crate::sink::format::LineFormat;
+use crate::sink::mqtt::MqttSettings;
+use crate::sink::serial::SerialSettings;
+use std::path::PathBuf;
+
+/// Where audio comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSettings {
+    /// A capture device: `device` is a case-insensitive substring of its name; `None` = default.
+    Mic { device: Option<String> },
+    /// PCM on standard input: a WAV stream (`arecord` without `-t raw`), whose header gives the
+    /// format, or raw samples described by `format`, `rate` (required then) and `channels`.
+    Stdin {
+        format: PcmFormat,
+        rate: Option<u32>,
+        channels: u16,
+    },
+    /// An audio file, played at `speed` × real time (`None` = as fast as possible, lossless).
+    File { path: PathBuf, speed: Option<f64> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptionSettings {
+    /// `None`: the model's `window_seconds`.
+    pub window_seconds: Option<f64>,
+    /// `None`: the model's `hop_seconds`.
+    pub hop_seconds: Option<f64>,
+    /// Windows whose RMS level is below this (dBFS) are not captioned. `None`: gate off.
+    pub gate_dbfs: Option<f64>,
+    pub holdoff_seconds: f64,
+    pub similarity: f64,
+    pub queue_windows: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSettings {
+    /// What goes to standard output (`None`: nothing).
+    pub stdout: Option<LineFormat>,
+    pub jsonl_file: Option<PathBuf>,
+    pub text_file: Option<PathBuf>,
+    /// Health report period; `None`: off.
+    pub health_seconds: Option<f64>,
+}
+
+/// Validated settings of `earshot listen`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Board profile applied (its defaults are already in the other fields).
+    pub board: Option<String>,
+    /// `None`: the default model location.
+    pub bundle: Option<PathBuf>,
+    /// Beam width (`None`: the model's `search.beam`; 1 = greedy).
+    pub beam: Option<usize>,
+    pub source: SourceSettings,
+    pub ring_seconds: f64,
+    pub watchdog_seconds: f64,
+    pub captions: CaptionSettings,
+    pub output: OutputSettings,
+    pub serial: Option<SerialSettings>,
+    pub mqtt: Option<MqttSettings>,
+}

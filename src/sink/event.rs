@@ -1,0 +1,105 @@
+//! The one event family and the one sink trait, for `earshot caption` and `earshot listen`.
+//!
+//! A captioned window is a [`CaptionEvent`] (source, start, end, caption). `caption` sends it as
+//! [`Event::FileCaption`]; `listen` wraps it in a [`LiveCaption`] with the live-run facts and adds
+//! periodic [`Event::Health`] reports and a final [`Event::Summary`]. Every output — stdout and
+//! file lines, a serial port, MQTT — is an [`EventSink`]; the line shapes are in
+//! [`super::format`].
+
+use anyhow::Result;
+use std::time::SystemTime;
+
+use crate::model::Caption;
+
+/// A caption with its place in the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptionEvent {
+    /// File path or source name.
+    pub source: String,
+    /// Window start, seconds from the start of the stream.
+    pub start: f64,
+    /// End of the real audio in the window, seconds.
+    pub end: f64,
+    pub caption: Caption,
+}
+
+/// One caption of one window, with the live-run facts around it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveCaption {
+    /// Source name, window start/end (seconds of stream time since the source started; dropped
+    /// audio included, so it tracks the wall clock of a live source) and the caption — the same
+    /// event `earshot caption` prints, formatted by [`super::format`].
+    pub event: CaptionEvent,
+    /// Wall-clock time when the caption was produced.
+    pub timestamp: SystemTime,
+    /// Running number of the window (gaps: gated or dropped windows).
+    pub window_index: u64,
+    /// From the moment the window's last sample arrived to the caption being ready.
+    pub latency_ms: f64,
+    /// Time spent in the model for this window.
+    pub inference_ms: f64,
+    /// Real-time factor: inference time / hop (the new audio each window brings). Above 1 the
+    /// model cannot keep up and whole windows get dropped.
+    pub rtf: f64,
+    /// Source audio frames (samples per channel) lost to capture overruns so far.
+    pub dropped_samples: u64,
+    /// Whole windows dropped so far because the model fell behind.
+    pub dropped_windows: u64,
+    /// RMS level of the window in dBFS.
+    pub level_dbfs: f64,
+}
+
+/// Periodic health report (also used for the final summary).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HealthEvent {
+    pub timestamp: Option<SystemTime>,
+    pub uptime_s: f64,
+    /// Stream seconds of audio received so far.
+    pub audio_s: f64,
+    /// Mean real-time factor over the report period (None: nothing was captioned).
+    pub rtf: Option<f64>,
+    pub rss_bytes: Option<u64>,
+    pub dropped_samples: u64,
+    pub dropped_windows: u64,
+    pub windows: u64,
+    pub captions: u64,
+    pub gated: u64,
+    pub suppressed: u64,
+    pub errors: u64,
+    pub cpu_temp_c: Option<f64>,
+    /// `vcgencmd get_throttled` value, e.g. "0x0".
+    pub throttled: Option<String>,
+}
+
+/// Everything a sink receives, from `earshot caption` and `earshot listen` alike.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A window of a file captioned by `earshot caption`: only its place in the file.
+    FileCaption(CaptionEvent),
+    /// A caption of `earshot listen`, with the live-run facts.
+    Caption(LiveCaption),
+    Health(HealthEvent),
+    /// Totals at the end of the run (same fields as health).
+    Summary(HealthEvent),
+}
+
+impl Event {
+    /// The JSON-lines object of this event ([`super::format::event_json`]).
+    pub fn to_json(&self) -> serde_json::Value {
+        super::format::event_json(self)
+    }
+
+    /// The plain-text line of this event ([`super::format::event_text`]).
+    pub fn to_text(&self) -> String {
+        super::format::event_text(self)
+    }
+}
+
+/// A destination for events: the one output trait of earshot.
+pub trait EventSink: Send {
+    /// Short name for log messages.
+    fn name(&self) -> String;
+    fn emit(&mut self, event: &Event) -> Result<()>;
+    /// Pushes everything out (called at shutdown and after each event by line sinks).
+    fn flush(&mut self) -> Result<()>;
+}

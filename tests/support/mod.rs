@@ -1,0 +1,69 @@
+//! The one helper module of the integration tests (`mod support;` in each test file): repo
+//! paths, the tiny golden bundle, the shared directory, and the one `earshot()` command with one
+//! environment scrub; WAV files ([`wav`]), test signals ([`signal`], on
+//! `earshot::audio::synth`), a fake model and an in-memory sink ([`fake`]), a mosquitto broker
+//! ([`broker`]), pseudo-terminals ([`pty`]) and JSON helpers ([`json`]).
+#![allow(dead_code, unused_imports)]
+
+pub mod broker;
+pub mod fake;
+pub mod json;
+pub mod pty;
+pub mod signal;
+pub mod wav;
+
+pub use signal::signal;
+pub use wav::{write_wav, WavKind};
+
+use std::path::PathBuf;
+use std::process::Command;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn golden() -> PathBuf {
+    repo().join("tests/golden")
+}
+
+/// The tiny bundle exported by train/, or `None` (with a SKIP message) when not committed yet.
+pub fn tiny_bundle() -> Option<PathBuf> {
+    let p = golden().join("tiny-bundle");
+    if p.join("manifest.json").is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIP: {} is not committed yet (written by `python -m earshot_train.golden`)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// The shared directory beside the repository (reference checkpoints), or `$EARSHOT_SHARED`.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("EARSHOT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared"))
+}
+
+/// Environment variables that would change what the binary does under test.
+const SCRUBBED_ENV: [&str; 4] = [
+    "EARSHOT_MODEL",
+    "EARSHOT_DECODER_PLAN",
+    "EARSHOT_DECODER_CACHE",
+    "RUST_LOG",
+];
+
+/// The `earshot` binary of this build, with the environment scrubbed (no model from
+/// `$EARSHOT_MODEL`, default decoder, default logging); tests set what they need on top.
+/// A plain `std::process::Command`: `.output()`, `.spawn()`, and `assert_cmd`'s `.assert()`
+/// (with `assert_cmd::prelude::*`) all work on it.
+pub fn earshot() -> Command {
+    use assert_cmd::cargo::CommandCargoExt;
+    let mut c = Command::cargo_bin("earshot").unwrap();
+    for var in SCRUBBED_ENV {
+        c.env_remove(var);
+    }
+    c
+}
