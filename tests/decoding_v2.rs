@@ -151,7 +151,7 @@ fn repetition_control_and_confidence() {
             (c - 1.0 / (1.0 + (-(A * s + B)).exp())).abs() < 1e-12,
             "{what}"
         );
-        assert!(cap.tags.is_empty());
+        assert_eq!(cap.tags, None);
     }
 }
 
@@ -164,7 +164,7 @@ fn bundles_without_the_sections_report_no_confidence() {
         let cap = caption(&model, beam);
         assert_eq!(cap.token_ids, ids(&e[key]));
         assert_eq!(cap.confidence, None);
-        assert!(cap.tags.is_empty());
+        assert_eq!(cap.tags, None);
         assert_eq!(cap.token_logprobs.len(), cap.token_ids.len());
         assert!(cap.score < 0.0);
     }
@@ -295,22 +295,19 @@ fn tags_from_a_second_encoder_output() {
         !want.is_empty(),
         "the test head should give some tag >= 0.1"
     );
-    assert_eq!(cap.tags.len(), want.len(), "{:?}", cap.tags);
-    for ((name, score), (k, s)) in cap.tags.iter().zip(&want) {
+    let tags = cap.tags.clone().expect("tags");
+    assert_eq!(tags.len(), want.len(), "{tags:?}");
+    for ((name, score), (k, s)) in tags.iter().zip(&want) {
         assert_eq!(name, LABELS[*k]);
-        assert!(
-            (f64::from(*score) - s).abs() < 1e-4,
-            "{:?} vs {want:?}",
-            cap.tags
-        );
+        assert!((f64::from(*score) - s).abs() < 1e-4, "{tags:?} vs {want:?}");
     }
-    assert!(cap.tags.windows(2).all(|p| p[0].1 >= p[1].1));
+    assert!(tags.windows(2).all(|p| p[0].1 >= p[1].1));
 
     // min_score above every tag: none reported.
     let Some((_tmp2, dir2)) = tags_bundle(Some(tags_section(3, 1.01)), &LABELS) else {
         return;
     };
-    assert!(caption(&Arc::new(load(&dir2)), 1).tags.is_empty());
+    assert_eq!(caption(&Arc::new(load(&dir2)), 1).tags, Some(vec![]));
 }
 
 #[test]
@@ -323,7 +320,7 @@ fn a_two_output_encoder_without_a_tags_section_works_as_before() {
     assert!(model.tag_labels.is_empty());
     let cap = caption(&model, 1);
     assert_eq!(cap.token_ids, ids(&e["greedy_ids"]));
-    assert!(cap.tags.is_empty());
+    assert_eq!(cap.tags, None);
     assert_eq!(caption(&model, 3).token_ids, ids(&e["beam_ids"]));
 }
 
@@ -389,4 +386,95 @@ fn bad_tags_sections_are_model_errors() {
     let out = earshot_caption(&dir);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("isotonic"));
+}
+
+// ---- outputs
+
+fn run_ok(args: &[&str]) -> String {
+    let out = earshot().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn caption_and_listen_outputs_carry_confidence_and_tags() {
+    let Some(plain) = tiny_bundle() else { return };
+    let wav = golden().join("tiny-input.wav");
+    let w = wav.to_str().unwrap();
+    let p = plain.to_str().unwrap();
+
+    // Without the sections: JSON has "confidence": null and no "tags"; text is unchanged, also
+    // with --show-confidence.
+    let rows =
+        support::json::json_lines(&run_ok(&["caption", "--model", p, w, "--format", "jsonl"]));
+    assert_eq!(rows.len(), 1);
+    let row = rows[0].as_object().unwrap();
+    assert_eq!(row["confidence"], Value::Null);
+    assert!(!row.contains_key("tags"));
+    let text = run_ok(&["caption", "--model", p, w]);
+    assert_eq!(
+        run_ok(&["caption", "--model", p, w, "--show-confidence"]),
+        text
+    );
+    assert!(!text.contains('('), "{text}");
+
+    // With confidence and tags.
+    let Some((_tmp, dir)) = tags_bundle(Some(tags_section(2, 0.0)), &LABELS) else {
+        return;
+    };
+    let manifest = dir.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["confidence"] = json!({"method": "platt", "a": A, "b": B});
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    let d = dir.to_str().unwrap();
+    let model = Arc::new(load(&dir));
+    let cap = caption(&model, 3);
+    let conf = cap.confidence.unwrap();
+
+    let rows =
+        support::json::json_lines(&run_ok(&["caption", "--model", d, w, "--format", "jsonl"]));
+    let row = &rows[0];
+    assert_eq!(row["caption"], cap.text.as_str());
+    assert_eq!(
+        row["confidence"].as_f64().unwrap(),
+        (conf * 1000.0).round() / 1000.0
+    );
+    let tags = cap.tags.clone().unwrap();
+    assert_eq!(tags.len(), 2);
+    let want: Vec<Value> = tags
+        .iter()
+        .map(|(t, s)| json!({"tag": t, "score": (f64::from(*s) * 1000.0).round() / 1000.0}))
+        .collect();
+    assert_eq!(row["tags"], Value::Array(want.clone()));
+
+    // Text: the caption line, then "(0.xx)" only with --show-confidence.
+    let text = run_ok(&["caption", "--model", d, w]);
+    assert!(text.trim_end().ends_with(&cap.text), "{text}");
+    let shown = run_ok(&["caption", "--model", d, w, "--show-confidence"]);
+    assert_eq!(shown.trim_end(), format!("{} ({conf:.2})", text.trim_end()));
+
+    // listen's JSON events: the same fields.
+    let out = run_ok(&[
+        "listen",
+        "--file",
+        w,
+        "--fast",
+        "--model",
+        d,
+        "--gate-dbfs",
+        "-inf",
+        "--holdoff",
+        "0",
+        "--format",
+        "jsonl",
+    ]);
+    let events: Vec<Value> = support::json::json_lines(&out)
+        .into_iter()
+        .filter(|e| e["event"] == "caption")
+        .collect();
+    assert!(!events.is_empty(), "{out}");
+    assert_eq!(events[0]["caption"], cap.text.as_str());
+    assert_eq!(events[0]["confidence"], row["confidence"]);
+    assert_eq!(events[0]["tags"], Value::Array(want));
 }

@@ -44,8 +44,9 @@ pub struct Caption {
     /// `confidence` of the bundle applied to `score` (src/model/confidence.rs); `None` when the
     /// bundle has no `confidence` section.
     pub confidence: Option<f64>,
-    /// Clip-level tags with their scores, highest first (bundles with a `tags` section).
-    pub tags: Vec<(String, f32)>,
+    /// Clip-level tags with their scores, highest first; `None` when the bundle has no `tags`
+    /// section (`Some` and empty: no tag reached `min_score`).
+    pub tags: Option<Vec<(String, f32)>>,
 }
 
 /// Something that captions one window at the model rate (the real [`Captioner`], or a fake
@@ -166,8 +167,8 @@ impl Captioner {
         let score = mean_logprob(&out.logprobs);
         let confidence = m.confidence.as_ref().map(|c| c.confidence(score));
         let tags = match (&m.tags, tag_logits) {
-            (Some(spec), Some(logits)) => spec.top(&logits, &self.model.tag_labels),
-            _ => Vec::new(),
+            (Some(spec), Some(logits)) => Some(spec.top(&logits, &self.model.tag_labels)),
+            _ => None,
         };
         Ok(Caption {
             text,

@@ -4,9 +4,13 @@
 //! - a caption as text: `[00:00.0–00:10.0] a woman speaks`; with several sources the line starts
 //!   with `SOURCE: `, with `print_ids` the generated token ids follow in brackets:
 //!   `[00:00.0–00:10.0] a woman speaks  [ids 4 17 9 2]` ([`caption_text`]);
-//! - a caption as JSON: `{"file":"a.wav","start":0.0,"end":10.0,"caption":"a woman speaks"}`
-//!   plus `"token_ids":[...]` with `print_ids` ([`caption_json`]; times in seconds, 3 decimals);
-//!   `listen` adds its live facts to the same fields ([`event_json`]);
+//!   with `show_confidence` the caption's confidence follows it: `a woman speaks (0.82)`;
+//! - a caption as JSON:
+//!   `{"file":"a.wav","start":0.0,"end":10.0,"caption":"a woman speaks","confidence":0.823}`
+//!   (`confidence` always, `null` when the bundle has none), `"tags":[{"tag":"Speech",
+//!   "score":0.912},...]` when the bundle has tags, and `"token_ids":[...]` with `print_ids`
+//!   ([`caption_json`]; times, confidence and scores with 3 decimals); `listen` adds its live
+//!   facts to the same fields ([`event_json`]);
 //! - health and summary reports as text and JSON ([`event_text`], [`event_json`]);
 //! - times `mm:ss.s` / `h:mm:ss.s` ([`format_time`]) and ISO-8601 timestamps ([`iso8601`]).
 
@@ -30,6 +34,8 @@ pub struct FormatOptions {
     pub print_ids: bool,
     /// Prefix text lines with the source (when several files are captioned).
     pub show_source: bool,
+    /// Text lines: the caption's confidence after it, `(0.82)` (bundles with `confidence`).
+    pub show_confidence: bool,
 }
 
 fn round3(x: f64) -> f64 {
@@ -66,6 +72,9 @@ pub fn caption_text(event: &CaptionEvent, opts: &FormatOptions) -> String {
     } else {
         line.push_str(&event.caption.text);
     }
+    if let (true, Some(c)) = (opts.show_confidence, event.caption.confidence) {
+        line.push_str(&format!(" ({c:.2})"));
+    }
     if opts.print_ids {
         let ids: Vec<String> = event
             .caption
@@ -85,8 +94,19 @@ pub struct CaptionJson<'a> {
     start: f64,
     end: f64,
     caption: &'a str,
+    /// Always present: `null` when the bundle has no `confidence` section.
+    confidence: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<TagJson<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_ids: Option<&'a [i64]>,
+}
+
+/// One tag of a caption's `tags`.
+#[derive(Debug, Serialize)]
+pub struct TagJson<'a> {
+    tag: &'a str,
+    score: f64,
 }
 
 /// The JSON object of one caption.
@@ -96,6 +116,15 @@ pub fn caption_json<'a>(event: &'a CaptionEvent, opts: &FormatOptions) -> Captio
         start: round3(event.start),
         end: round3(event.end),
         caption: &event.caption.text,
+        confidence: event.caption.confidence.map(round3),
+        tags: event.caption.tags.as_ref().map(|tags| {
+            tags.iter()
+                .map(|(tag, score)| TagJson {
+                    tag,
+                    score: round3(f64::from(*score)),
+                })
+                .collect()
+        }),
         token_ids: opts.print_ids.then_some(event.caption.token_ids.as_slice()),
     }
 }
@@ -271,6 +300,7 @@ pub(crate) mod tests {
         let o = FormatOptions {
             print_ids: true,
             show_source: true,
+            ..Default::default()
         };
         assert_eq!(
             caption_text(&e, &o),
@@ -284,14 +314,60 @@ pub(crate) mod tests {
         let s = json_line(&e, &FormatOptions::default());
         assert_eq!(
             s,
-            r#"{"file":"a.wav","start":5.0,"end":12.34,"caption":"a dog barks"}"#
+            r#"{"file":"a.wav","start":5.0,"end":12.34,"caption":"a dog barks","confidence":null}"#
         );
         let o = FormatOptions {
             print_ids: true,
             show_source: false,
+            ..Default::default()
         };
         let v: serde_json::Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
         assert_eq!(v["token_ids"], serde_json::json!([7, 8, 9, 2]));
+    }
+
+    #[test]
+    fn confidence_and_tags() {
+        let mut e = event();
+        e.caption.confidence = Some(0.823_56);
+        let o = FormatOptions::default();
+        // Text: unchanged by default, `(0.82)` after the caption with show_confidence.
+        assert_eq!(caption_text(&e, &o), "[00:05.0–00:12.3] a dog barks");
+        let shown = FormatOptions {
+            show_confidence: true,
+            print_ids: true,
+            ..o
+        };
+        assert_eq!(
+            caption_text(&e, &shown),
+            "[00:05.0–00:12.3] a dog barks (0.82)  [ids 7 8 9 2]"
+        );
+        assert_eq!(
+            json_line(&e, &o),
+            r#"{"file":"a.wav","start":5.0,"end":12.34,"caption":"a dog barks","confidence":0.824}"#
+        );
+        // Tags when the bundle has them (an empty list when none reached min_score).
+        e.caption.tags = Some(vec![("Dog".into(), 0.912_34), ("Bark".into(), 0.5)]);
+        let v: Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
+        assert_eq!(
+            v["tags"],
+            json!([{"tag": "Dog", "score": 0.912}, {"tag": "Bark", "score": 0.5}])
+        );
+        e.caption.tags = Some(vec![]);
+        let v: Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
+        assert_eq!(v["tags"], json!([]));
+        // No confidence section: nothing in text even when asked, null in JSON.
+        e.caption.confidence = None;
+        assert_eq!(
+            caption_text(&e, &shown),
+            "[00:05.0–00:12.3] a dog barks  [ids 7 8 9 2]"
+        );
+        let v: Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
+        assert!(v.as_object().unwrap().contains_key("confidence"));
+        assert_eq!(v["confidence"], Value::Null);
+        // listen's events carry the same fields.
+        let live = event_json(&Event::FileCaption(e));
+        assert_eq!(live["confidence"], Value::Null);
+        assert_eq!(live["tags"], json!([]));
     }
 
     #[test]
