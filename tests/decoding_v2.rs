@@ -478,3 +478,62 @@ fn caption_and_listen_outputs_carry_confidence_and_tags() {
     assert_eq!(events[0]["confidence"], row["confidence"]);
     assert_eq!(events[0]["tags"], Value::Array(want));
 }
+
+#[test]
+fn caption_line_shapes_with_confidence_and_tags() {
+    use earshot::sink::format::{caption_text, event_json, event_line};
+    use earshot::sink::{CaptionEvent, Event, FormatOptions, LineFormat};
+    let mut e = CaptionEvent {
+        source: "a.wav".into(),
+        start: 5.0,
+        end: 12.34,
+        caption: Caption {
+            text: "a dog barks".into(),
+            token_ids: vec![7, 8, 9, 2],
+            confidence: Some(0.823_56),
+            ..Default::default()
+        },
+    };
+    let json_line = |e: &CaptionEvent, o: &FormatOptions| {
+        event_line(&Event::FileCaption(e.clone()), LineFormat::Jsonl, o).unwrap()
+    };
+    let o = FormatOptions::default();
+    // Text: unchanged by default, `(0.82)` after the caption with show_confidence.
+    assert_eq!(caption_text(&e, &o), "[00:05.0–00:12.3] a dog barks");
+    let shown = FormatOptions {
+        show_confidence: true,
+        print_ids: true,
+        ..o
+    };
+    assert_eq!(
+        caption_text(&e, &shown),
+        "[00:05.0–00:12.3] a dog barks (0.82)  [ids 7 8 9 2]"
+    );
+    assert_eq!(
+        json_line(&e, &o),
+        r#"{"file":"a.wav","start":5.0,"end":12.34,"caption":"a dog barks","confidence":0.824}"#
+    );
+    // Tags when the bundle has them (an empty list when none reached min_score).
+    e.caption.tags = Some(vec![("Dog".into(), 0.912_34), ("Bark".into(), 0.5)]);
+    let v: Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
+    assert_eq!(
+        v["tags"],
+        json!([{"tag": "Dog", "score": 0.912}, {"tag": "Bark", "score": 0.5}])
+    );
+    e.caption.tags = Some(vec![]);
+    let v: Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
+    assert_eq!(v["tags"], json!([]));
+    // No confidence section: nothing in text even when asked, null in JSON.
+    e.caption.confidence = None;
+    assert_eq!(
+        caption_text(&e, &shown),
+        "[00:05.0–00:12.3] a dog barks  [ids 7 8 9 2]"
+    );
+    let v: Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
+    assert!(v.as_object().unwrap().contains_key("confidence"));
+    assert_eq!(v["confidence"], Value::Null);
+    // listen's events carry the same fields.
+    let live = event_json(&Event::FileCaption(e));
+    assert_eq!(live["confidence"], Value::Null);
+    assert_eq!(live["tags"], json!([]));
+}

@@ -3,8 +3,9 @@
 //! A captioned window is a [`CaptionEvent`] (source, start, end, caption). `caption` sends it as
 //! [`Event::FileCaption`]; `listen` wraps it in a [`LiveCaption`] with the live-run facts and adds
 //! periodic [`Event::Health`] reports and a final [`Event::Summary`]. Every output — stdout and
-//! file lines, a serial port, MQTT — is an [`EventSink`]; the line shapes are in
-//! [`super::format`].
+//! file lines, a serial port, MQTT — is an [`EventSink`]; the line shapes, and
+//! `Event::to_json` / `Event::to_text`, are in [`super::format`] (this module imports nothing from
+//! the sinks).
 
 use anyhow::Result;
 use std::time::SystemTime;
@@ -81,18 +82,6 @@ pub enum Event {
     Health(HealthEvent),
     /// Totals at the end of the run (same fields as health).
     Summary(HealthEvent),
-}
-
-impl Event {
-    /// The JSON-lines object of this event ([`super::format::event_json`]).
-    pub fn to_json(&self) -> serde_json::Value {
-        super::format::event_json(self)
-    }
-
-    /// The plain-text line of this event ([`super::format::event_text`]).
-    pub fn to_text(&self) -> String {
-        super::format::event_text(self)
-    }
 }
 
 /// A destination for events: the one output trait of earshot.

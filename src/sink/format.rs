@@ -129,6 +129,18 @@ pub fn caption_json<'a>(event: &'a CaptionEvent, opts: &FormatOptions) -> Captio
     }
 }
 
+impl Event {
+    /// The JSON-lines object of this event ([`event_json`]).
+    pub fn to_json(&self) -> Value {
+        event_json(self)
+    }
+
+    /// The plain-text line of this event ([`event_text`]).
+    pub fn to_text(&self) -> String {
+        event_text(self)
+    }
+}
+
 /// The JSON-lines object of any event: a caption's fields ([`caption_json`]), for `listen`
 /// with the live facts added; health and summary reports.
 pub fn event_json(event: &Event) -> Value {
@@ -323,51 +335,6 @@ pub(crate) mod tests {
         };
         let v: serde_json::Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
         assert_eq!(v["token_ids"], serde_json::json!([7, 8, 9, 2]));
-    }
-
-    #[test]
-    fn confidence_and_tags() {
-        let mut e = event();
-        e.caption.confidence = Some(0.823_56);
-        let o = FormatOptions::default();
-        // Text: unchanged by default, `(0.82)` after the caption with show_confidence.
-        assert_eq!(caption_text(&e, &o), "[00:05.0–00:12.3] a dog barks");
-        let shown = FormatOptions {
-            show_confidence: true,
-            print_ids: true,
-            ..o
-        };
-        assert_eq!(
-            caption_text(&e, &shown),
-            "[00:05.0–00:12.3] a dog barks (0.82)  [ids 7 8 9 2]"
-        );
-        assert_eq!(
-            json_line(&e, &o),
-            r#"{"file":"a.wav","start":5.0,"end":12.34,"caption":"a dog barks","confidence":0.824}"#
-        );
-        // Tags when the bundle has them (an empty list when none reached min_score).
-        e.caption.tags = Some(vec![("Dog".into(), 0.912_34), ("Bark".into(), 0.5)]);
-        let v: Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
-        assert_eq!(
-            v["tags"],
-            json!([{"tag": "Dog", "score": 0.912}, {"tag": "Bark", "score": 0.5}])
-        );
-        e.caption.tags = Some(vec![]);
-        let v: Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
-        assert_eq!(v["tags"], json!([]));
-        // No confidence section: nothing in text even when asked, null in JSON.
-        e.caption.confidence = None;
-        assert_eq!(
-            caption_text(&e, &shown),
-            "[00:05.0–00:12.3] a dog barks  [ids 7 8 9 2]"
-        );
-        let v: Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
-        assert!(v.as_object().unwrap().contains_key("confidence"));
-        assert_eq!(v["confidence"], Value::Null);
-        // listen's events carry the same fields.
-        let live = event_json(&Event::FileCaption(e));
-        assert_eq!(live["confidence"], Value::Null);
-        assert_eq!(live["tags"], json!([]));
     }
 
     #[test]

@@ -11,32 +11,12 @@ use super::manifest::{DecoderSpec, EncoderSpec};
 use anyhow::{anyhow, bail, ensure, Result};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
 
 mod load;
 
-type Plan = Arc<TypedRunnableModel>;
-
-/// How the decoder plan is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecoderMode {
-    /// One optimised plan with symbolic batch/length axes (default).
-    Symbolic,
-    /// One optimised plan per concrete `(batch, len, frames)`, cached.
-    PerShape,
-}
-
-impl DecoderMode {
-    /// The value of `EARSHOT_DECODER_PLAN` (read by the commands): `per-shape` selects
-    /// [`DecoderMode::PerShape`] (for measurements), anything else the default.
-    pub fn from_setting(value: Option<&str>) -> DecoderMode {
-        match value {
-            Some("per-shape") => DecoderMode::PerShape,
-            _ => DecoderMode::Symbolic,
-        }
-    }
-}
+pub use load::DecoderMode;
+use load::{DecoderPlans, Plan};
 
 pub struct TractBackend {
     encoder: Plan,
@@ -50,17 +30,6 @@ pub struct TractBackend {
     cached: Option<super::cached::CachedDecoder>,
     /// Width K of the encoder's second output (`tags.output`), when the manifest has tags.
     tags_len: Option<usize>,
-}
-
-pub(super) struct DecoderPlans {
-    pub(super) mode: DecoderMode,
-    /// Decluttered model with symbols B (batch), L (prefix length), T (memory frames).
-    pub(super) typed: TypedModel,
-    pub(super) symbols: [Symbol; 3],
-    pub(super) symbolic: Option<Plan>,
-    pub(super) cache: Mutex<HashMap<(usize, usize, usize), Plan>>,
-    /// Positions of the tokens and memory inputs in the plan's input list.
-    pub(super) tokens_ix: usize,
 }
 
 impl std::fmt::Debug for TractBackend {
