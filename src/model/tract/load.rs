@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
+/// An optimised, runnable graph (shared read-only between streams).
 pub(super) type Plan = Arc<TypedRunnableModel>;
 
 /// How the decoder plan is built.
@@ -32,6 +33,7 @@ impl DecoderMode {
     }
 }
 
+/// The decoder as loaded: the decluttered graph and its plan(s) for [`DecoderMode`].
 pub(super) struct DecoderPlans {
     pub(super) mode: DecoderMode,
     /// Decluttered model with symbols B (batch), L (prefix length), T (memory frames).

@@ -4,7 +4,7 @@
 //! graph is optimised once. The decoder keeps its batch, prefix-length and memory-length axes
 //! symbolic and is also optimised once; tract resolves the symbols per call. (Re-optimising per
 //! `(batch, len)` shape with a cache was measured to be slower overall for 20-token captions;
-//! see `DecoderMode`.)
+//! see `DecoderMode`.) Loading, one function per graph, is in `load.rs`; this file runs them.
 
 use super::backend::{EncoderDecoder, Logits, Memory};
 use super::manifest::{DecoderSpec, EncoderSpec};
