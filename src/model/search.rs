@@ -11,7 +11,9 @@
 //!
 //! Repetition control (manifest `search.no_repeat_ngram`, `search.once_words`; the rules are in
 //! [`crate::model::repetition`]): before the selection, the tokens a hypothesis must not repeat
-//! are removed from its candidates (greedy: from the argmax). The kept candidates keep their
+//! are removed from its candidates (greedy: the argmax of the logits with those set to −∞; beam:
+//! a removed candidate is never kept, even when fewer than `k` others remain — with `<end>` never
+//! forbidden that needs a vocabulary almost all forbidden). The kept candidates keep their
 //! unmasked scores, so without active rules the search is exactly the one above. The search also
 //! returns the log-softmax of every generated token (for the caption's confidence).
 //!
