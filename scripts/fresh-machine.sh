@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # cleanup/stop_chroot are called by traps
 # Runs the project's CI (`.ci/run`, i.e. `make test`) on a machine where nothing was installed by
 # hand: a clean Debian chroot made by debootstrap (minbase: only the Essential packages and apt),
 # the same release as this machine, holding nothing but a fresh `git clone` of the repository and
@@ -62,7 +63,7 @@ while (( $# > 0 )); do
         --no-cargo-cache) cargo_cache=0; shift ;;
         --no-shared) shared=0; shift ;;
         --) shift; cmd="$*"; break ;;
-        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+        -h|--help) sed -n '3,41p' "$0"; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
@@ -79,6 +80,7 @@ fi
 base="$work/base" root="$work/root"
 mkdir -p "$work"
 
+# shellcheck source=/dev/null
 . /etc/os-release
 release="${VERSION_CODENAME:?no VERSION_CODENAME in /etc/os-release}"
 mirror="$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)"
@@ -108,7 +110,7 @@ cleanup() {
     local m
     # deepest first
     while read -r m; do
-        [[ -n "$m" ]] && umount -l "$m" 2>/dev/null || true
+        if [[ -n "$m" ]]; then umount -l "$m" 2>/dev/null || true; fi
     done < <(mounted_under "$root" | sort -r)
     if [[ -n "$(mounted_under "$root")" ]]; then
         log "warning: still mounted under $root; not removing it"
