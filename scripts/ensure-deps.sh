@@ -2,7 +2,7 @@
 # Makes sure the system packages and tools a target needs are present.
 #   scripts/ensure-deps.sh build   -> what `cargo build` needs (Rust toolchain, gcc, pkg-config, ALSA headers)
 #   scripts/ensure-deps.sh test    -> build + sox + mosquitto + rustfmt/clippy + Python for train/
-#                                     + binutils, systemd, adduser (the Debian package checks)
+#                                     + dpkg-dev, binutils, systemd, adduser (the Debian packages)
 # As root, missing Debian packages are installed with apt-get; otherwise the script prints the
 # command to run and fails.
 set -euo pipefail
@@ -29,8 +29,10 @@ if command -v dpkg >/dev/null 2>&1; then
     need_pkg ca-certificates
     if [ "$what" = test ]; then
         need_pkg sox
-        # the .deb checks (scripts/check-packaging.sh, check-deb.sh, check-installed.sh):
-        # readelf, systemd-analyze, and adduser (the package depends on it; postinst uses it).
+        # the Debian packages (scripts/package.sh, check-packaging.sh, check-deb.sh,
+        # check-installed.sh): dpkg-shlibdeps (cargo-deb's Depends), readelf, systemd-analyze,
+        # and adduser (the package depends on it; postinst uses it).
+        need_pkg dpkg-dev
         need_pkg binutils
         need_pkg systemd
         need_pkg adduser
