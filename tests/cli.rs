@@ -271,15 +271,27 @@ fn too_short_audio() {
     bad_input(&p, "too short");
 }
 
+/// Issue 13 item 6 changed this from "rejected": one policy on every path, the sample is
+/// replaced by 0 with one warning naming its position, and the file is captioned.
 #[test]
-fn nan_and_inf_samples_are_rejected() {
+fn nan_and_inf_samples_are_zeroed_with_one_warning() {
+    let Some(b) = tiny_bundle() else { return };
     let tmp = tempfile::tempdir().unwrap();
     for (name, bad) in [("nan.wav", f32::NAN), ("inf.wav", f32::NEG_INFINITY)] {
         let mut x = signal(16000, 3.0);
         x[16000 + 8000] = bad;
         let p = tmp.path().join(name);
         write_wav(&p, 16000, 1, WavKind::Float32, &x);
-        bad_input(&p, "non-finite sample");
+        let r = run(&["caption", &s(&p)], Some(&b));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("[00:00.0"), "{}", r.stdout);
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{}", r.stderr);
+        assert!(
+            lines[0].contains("non-finite sample") && lines[0].contains("00:01.5"),
+            "{}",
+            lines[0]
+        );
     }
 }
 

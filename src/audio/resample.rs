@@ -3,7 +3,8 @@
 //! `push` accepts any number of samples and hands the produced output to a callback; `finish`
 //! flushes the resampler's internal delay and emits exactly `round(n_in * out_rate / in_rate)`
 //! samples in total, aligned with the input (the filter delay is removed). Equal rates pass
-//! through unchanged.
+//! through unchanged. Both rates must pass [`super::pcm::check_rate`] (the filter sizes follow
+//! from them).
 
 use anyhow::{anyhow, Result};
 use rubato::{FftFixedIn, Resampler as _};
@@ -19,6 +20,25 @@ fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
+/// Largest FFT unit (`in_rate / gcd(in_rate, out_rate)`) designed exactly; the filters grow
+/// with it (767999 Hz → 16 kHz would need 1.5 M-sample FFTs and over 100 MB).
+const MAX_UNIT: usize = 8192;
+
+/// The input rate the resampler is designed for: `in_rate` itself, or for an awkward rate whose
+/// unit would exceed [`MAX_UNIT`], the nearest multiple of the smallest divisor `d` of
+/// `out_rate` that brings the unit under it (a speed error below 1/(2 · MAX_UNIT), 0.006 %).
+fn design_rate(in_rate: u32, out_rate: u32) -> u32 {
+    let (i, o) = (in_rate as usize, out_rate as usize);
+    if i / gcd(i, o) <= MAX_UNIT {
+        return in_rate;
+    }
+    (1..=o)
+        .filter(|d| o % d == 0)
+        .map(|d| ((i + d / 2) / d * d, d))
+        .find(|&(r, d)| r > 0 && r / d <= MAX_UNIT)
+        .map_or(in_rate, |(r, _)| r as u32)
+}
+
 /// Input chunk (frames) made of an even number of the resampler's FFT units, so that the FFT
 /// output size is even and its delay (`fft_size_out / 2`) is a whole number of samples: with an
 /// odd size the output would lag by half a sample.
@@ -30,6 +50,8 @@ fn chunk_size(in_rate: u32, out_rate: u32) -> usize {
 
 pub struct Resampler {
     in_rate: u32,
+    /// The rate the filters are designed for ([`design_rate`]).
+    design: u32,
     out_rate: u32,
     inner: Option<FftFixedIn<f32>>,
     chunk: usize,
@@ -53,15 +75,19 @@ impl std::fmt::Debug for Resampler {
 
 impl Resampler {
     pub fn new(in_rate: u32, out_rate: u32) -> Result<Resampler> {
-        if in_rate == 0 || out_rate == 0 {
-            return Err(anyhow!("sample rates must be > 0"));
+        // The filters are sized from the rates: the one rate rule first.
+        super::pcm::check_rate(in_rate)?;
+        super::pcm::check_rate(out_rate)?;
+        let design = design_rate(in_rate, out_rate);
+        if design != in_rate {
+            log::debug!("resampling {in_rate} Hz as {design} Hz (a {design} Hz design is exact)");
         }
-        let chunk = chunk_size(in_rate, out_rate);
+        let chunk = chunk_size(design, out_rate);
         let inner = if in_rate == out_rate {
             None
         } else {
             Some(
-                FftFixedIn::<f32>::new(in_rate as usize, out_rate as usize, chunk, 1, 1)
+                FftFixedIn::<f32>::new(design as usize, out_rate as usize, chunk, 1, 1)
                     .map_err(|e| anyhow!("cannot resample {in_rate} Hz -> {out_rate} Hz: {e}"))?,
             )
         };
@@ -75,6 +101,7 @@ impl Resampler {
         };
         Ok(Resampler {
             in_rate,
+            design,
             out_rate,
             inner,
             chunk,
@@ -97,8 +124,8 @@ impl Resampler {
 
     /// Output samples expected for the input seen so far.
     fn expected_out(&self) -> u64 {
-        (self.total_in as u128 * self.out_rate as u128 + self.in_rate as u128 / 2)
-            .checked_div(self.in_rate as u128)
+        (self.total_in as u128 * self.out_rate as u128 + self.design as u128 / 2)
+            .checked_div(self.design as u128)
             .unwrap_or(0) as u64
     }
 
@@ -237,6 +264,21 @@ mod tests {
         r.push(&x, |s| again.extend_from_slice(s)).unwrap();
         r.finish(|s| again.extend_from_slice(s)).unwrap();
         assert_eq!(again, whole);
+    }
+
+    #[test]
+    fn awkward_rates_get_a_small_design() {
+        assert_eq!(design_rate(44_100, 16_000), 44_100);
+        assert_eq!(design_rate(48_000, 16_000), 48_000);
+        for r in [767_999u32, 44_101, 100_003] {
+            let d = design_rate(r, 16_000);
+            let unit = d as usize / gcd(d as usize, 16_000);
+            assert!(unit <= MAX_UNIT, "{r}: {d}");
+            assert!((f64::from(d) / f64::from(r) - 1.0).abs() < 1e-4, "{r}: {d}");
+            let y = resample_all(&sine(440.0, r, 50_000), r, 16_000).unwrap();
+            let want = (50_000u64 * 16_000 + u64::from(d) / 2) / u64::from(d);
+            assert_eq!(y.len() as u64, want, "{r}");
+        }
     }
 
     #[test]

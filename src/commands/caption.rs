@@ -1,13 +1,12 @@
 //! `earshot caption`: a driver over the same stages and the same sinks as `listen --file
-//! --fast`, without threads: decode ([`AudioDecoder`]) → reject non-finite samples
-//! ([`check_finite`]) → [`WindowStream`] → [`WindowCaptioner`] → an [`EventSink`]
+//! --fast`, without threads: decode ([`AudioDecoder`], which also applies the non-finite-sample
+//! policy of [`crate::audio::pcm`]) → [`WindowStream`] → [`WindowCaptioner`] → an [`EventSink`]
 //! ([`Event::FileCaption`], printed by [`crate::sink::format`] like every other caption line).
 //! Captions are emitted as soon as each window is done, so they appear while a long file is
 //! still being read; memory is bounded by one packet, one resampler chunk and one window.
 
 use super::{guarded_input, load_model, one_line, Fatal, ModelArgs, EXIT_INPUT_FAILED};
 use crate::audio::decode::{AudioDecoder, StreamInfo};
-use crate::audio::pcm::check_finite;
 use crate::audio::stream::WindowStream;
 use crate::audio::window::Window;
 use crate::model::{Captioner, WindowCaptioner};
@@ -126,12 +125,7 @@ pub fn caption_file(
             caption,
         }))
     };
-    loop {
-        let offset = decoder.frames_decoded();
-        let Some(chunk) = decoder.next_chunk()? else {
-            break;
-        };
-        check_finite(chunk, offset, info.sample_rate)?;
+    while let Some(chunk) = decoder.next_chunk()? {
         stream.push(chunk, &mut emit)?;
     }
     let frames = decoder.frames_decoded();

@@ -58,11 +58,11 @@ impl Source for FileSource {
         let mut writer = ring.writer()?;
         let rate = f64::from(self.format.sample_rate);
         let speed = self.speed;
-        let name = self.name();
         self.thread.spawn("earshot-file", move |stop| {
             let t0 = Instant::now();
             let mut sent: u64 = 0;
-            while let Some(chunk) = decoder.next_chunk().with_context(|| name.clone())? {
+            // Errors without the file name: the pipeline names the source.
+            while let Some(chunk) = decoder.next_chunk()? {
                 let mut rest = chunk;
                 while !rest.is_empty() {
                     if let Some(speed) = speed {

@@ -7,8 +7,10 @@
 
 use super::ring::Ring;
 use super::{wait_until, Policy, Source, SourceFormat, SourceState, ThreadState};
-use crate::audio::pcm::{convert, read_wav_header, PcmFormat};
-use anyhow::{anyhow, Context, Result};
+use crate::audio::pcm::{
+    check_rate, convert, read_wav_header, FiniteGuard, PcmFormat, SampleFormat,
+};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use std::io::Read;
 
 /// Frames converted per block.
@@ -48,11 +50,27 @@ impl StdinSource {
                 Err(e) => return Err(e).context("reading stdin"),
             }
         }
+        let rf64 = matches!(&head[..4], b"RF64" | b"BW64");
         let (pcm, rate, channels, reader): (_, _, _, Box<dyn Read + Send>) = if n == 12
-            && &head[..4] == b"RIFF"
+            && (&head[..4] == b"RIFF" || rf64)
             && &head[8..] == b"WAVE"
         {
-            let info = read_wav_header(&mut reader)?;
+            let info = read_wav_header(&mut reader, rf64).context("the WAV header on stdin")?;
+            let pcm = match info.format {
+                SampleFormat::S16 => PcmFormat::S16Le,
+                SampleFormat::S32 => PcmFormat::S32Le,
+                SampleFormat::F32 => PcmFormat::F32Le,
+                other => bail!(
+                    "unsupported WAV sample format on stdin ({}): record with -f S16_LE, S32_LE \
+                     or FLOAT_LE",
+                    other.name()
+                ),
+            };
+            ensure!(
+                info.channels <= 64,
+                "too many channels on stdin ({}; at most 64)",
+                info.channels
+            );
             if rate.is_some_and(|r| r != info.rate) {
                 log::warn!(
                     "stdin is a WAV stream at {} Hz; --rate/source.stdin_rate ignored",
@@ -63,7 +81,7 @@ impl StdinSource {
                 Some(len) => Box::new(reader.take(len)),
                 None => reader,
             };
-            (info.pcm, info.rate, info.channels, reader)
+            (pcm, info.rate, info.channels, reader)
         } else {
             let rate = rate.ok_or_else(|| {
                     anyhow!(
@@ -71,6 +89,7 @@ impl StdinSource {
                          (source.stdin_rate), and --channels/--sample-format unless it is mono s16le"
                     )
                 })?;
+            check_rate(rate).context("stdin")?;
             let head = std::io::Cursor::new(head[..n].to_vec());
             (pcm, rate, channels, Box::new(head.chain(reader)))
         };
@@ -113,11 +132,14 @@ impl Source for StdinSource {
         let pcm = self.pcm;
         let channels = usize::from(self.format.channels);
         let frame_bytes = channels * pcm.bytes_per_sample();
+        let rate = self.format.sample_rate;
         anyhow::ensure!(frame_bytes <= MAX_FRAME_BYTES, "too many channels");
         self.thread.spawn("earshot-stdin", move |stop| {
             let mut bytes = vec![0u8; BLOCK_FRAMES * frame_bytes];
             let mut samples = vec![0f32; BLOCK_FRAMES * channels];
             let mut have = 0usize; // bytes in `bytes` (a partial frame may stay between reads)
+            let mut guard = FiniteGuard::new("stdin", rate);
+            let mut frames_in = 0u64;
             loop {
                 let n = match reader.read(&mut bytes[have..]) {
                     Ok(0) => break,
@@ -129,6 +151,8 @@ impl Source for StdinSource {
                 let whole = (have / frame_bytes) * frame_bytes;
                 let count = convert(pcm, &bytes[..whole], &mut samples);
                 let frames = count / channels;
+                guard.clean(&mut samples[..count], channels, frames_in);
+                frames_in += frames as u64;
                 if !wait_until(stop, || writer.vacant_frames() >= frames) {
                     // Stopping: what was already read still belongs to the last window.
                     writer.push(&samples[..count]);

@@ -1,6 +1,6 @@
 //! The one helper module of the integration tests (`mod support;` in each test file): repo
 //! paths, the tiny golden bundle, the shared directory, and the one `earshot()` command with one
-//! environment scrub; WAV files ([`wav`]), test signals ([`signal`], on
+//! environment scrub (and [`earshot_limited`], the same under a memory limit); WAV files ([`wav`]), test signals ([`signal`], on
 //! `earshot::audio::synth`), a fake model and an in-memory sink ([`fake`]), a mosquitto broker
 //! ([`broker`]), pseudo-terminals ([`pty`]) and JSON helpers ([`json`]).
 #![allow(dead_code, unused_imports)]
@@ -64,6 +64,27 @@ pub fn earshot() -> Command {
     let mut c = Command::cargo_bin("earshot").unwrap();
     for var in SCRUBBED_ENV {
         c.env_remove(var);
+    }
+    c
+}
+
+/// [`earshot`] under an address-space limit of `bytes` (as on a small board): an allocation
+/// sized from a lying header fails there instead of succeeding on a big test machine.
+pub fn earshot_limited(bytes: u64) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = earshot();
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: bytes as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
     c
 }
