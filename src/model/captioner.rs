@@ -5,9 +5,9 @@
 //! consumes windows (`earshot caption`'s driver, `listen`'s inference thread, the test fakes)
 //! talks to the [`WindowCaptioner`] trait, which [`Captioner`] implements.
 
+use super::bundle::Model;
 use super::frontend::{Features, LogMel};
 use super::search::{ids_to_text, search, SearchParams};
-use super::Model;
 use anyhow::{bail, ensure, Context, Result};
 use std::sync::Arc;
 use std::time::Instant;

@@ -2,14 +2,48 @@
 //! input shape, optimised once) and [`decoder`] (symbolic batch/length/memory axes). Both check
 //! the shapes the ONNX files declare against the manifest and name the file in every error.
 
-use super::{DecoderMode, DecoderPlans, Plan};
 use crate::model::manifest::{DecoderSpec, EncoderSpec};
 use anyhow::{anyhow, ensure, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
+
+/// An optimised, runnable graph (shared read-only between streams).
+pub(super) type Plan = Arc<TypedRunnableModel>;
+
+/// How the decoder plan is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecoderMode {
+    /// One optimised plan with symbolic batch/length axes (default).
+    Symbolic,
+    /// One optimised plan per concrete `(batch, len, frames)`, cached.
+    PerShape,
+}
+
+impl DecoderMode {
+    /// The value of `EARSHOT_DECODER_PLAN` (read by the commands): `per-shape` selects
+    /// [`DecoderMode::PerShape`] (for measurements), anything else the default.
+    pub fn from_setting(value: Option<&str>) -> DecoderMode {
+        match value {
+            Some("per-shape") => DecoderMode::PerShape,
+            _ => DecoderMode::Symbolic,
+        }
+    }
+}
+
+/// The decoder as loaded: the decluttered graph and its plan(s) for [`DecoderMode`].
+pub(super) struct DecoderPlans {
+    pub(super) mode: DecoderMode,
+    /// Decluttered model with symbols B (batch), L (prefix length), T (memory frames).
+    pub(super) typed: TypedModel,
+    pub(super) symbols: [Symbol; 3],
+    pub(super) symbolic: Option<Plan>,
+    pub(super) cache: Mutex<HashMap<(usize, usize, usize), Plan>>,
+    /// Positions of the tokens and memory inputs in the plan's input list.
+    pub(super) tokens_ix: usize,
+}
 
 /// Declared dims of an ONNX input/output (`None` = symbolic or unknown).
 fn declared_dims(fact: &InferenceFact) -> Option<Vec<Option<i64>>> {

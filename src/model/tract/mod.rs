@@ -4,39 +4,19 @@
 //! graph is optimised once. The decoder keeps its batch, prefix-length and memory-length axes
 //! symbolic and is also optimised once; tract resolves the symbols per call. (Re-optimising per
 //! `(batch, len)` shape with a cache was measured to be slower overall for 20-token captions;
-//! see `DecoderMode`.)
+//! see `DecoderMode`.) Loading, one function per graph, is in `load.rs`; this file runs them.
 
 use super::backend::{EncoderDecoder, Logits, Memory};
 use super::manifest::{DecoderSpec, EncoderSpec};
 use anyhow::{anyhow, bail, ensure, Result};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
 
 mod load;
 
-type Plan = Arc<TypedRunnableModel>;
-
-/// How the decoder plan is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecoderMode {
-    /// One optimised plan with symbolic batch/length axes (default).
-    Symbolic,
-    /// One optimised plan per concrete `(batch, len, frames)`, cached.
-    PerShape,
-}
-
-impl DecoderMode {
-    /// The value of `EARSHOT_DECODER_PLAN` (read by the commands): `per-shape` selects
-    /// [`DecoderMode::PerShape`] (for measurements), anything else the default.
-    pub fn from_setting(value: Option<&str>) -> DecoderMode {
-        match value {
-            Some("per-shape") => DecoderMode::PerShape,
-            _ => DecoderMode::Symbolic,
-        }
-    }
-}
+pub use load::DecoderMode;
+use load::{DecoderPlans, Plan};
 
 pub struct TractBackend {
     encoder: Plan,
@@ -48,17 +28,6 @@ pub struct TractBackend {
     vocab: usize,
     /// Key/value-cached decoder, when the bundle has one (`decoder_cached`).
     cached: Option<super::cached::CachedDecoder>,
-}
-
-pub(super) struct DecoderPlans {
-    pub(super) mode: DecoderMode,
-    /// Decluttered model with symbols B (batch), L (prefix length), T (memory frames).
-    pub(super) typed: TypedModel,
-    pub(super) symbols: [Symbol; 3],
-    pub(super) symbolic: Option<Plan>,
-    pub(super) cache: Mutex<HashMap<(usize, usize, usize), Plan>>,
-    /// Positions of the tokens and memory inputs in the plan's input list.
-    pub(super) tokens_ix: usize,
 }
 
 impl std::fmt::Debug for TractBackend {
