@@ -19,6 +19,6 @@ pub mod search;
 pub mod tract;
 
 pub use backend::{EncoderDecoder, Logits, Memory};
-pub use bundle::{LoadOptions, Model, ModelSummary};
+pub use bundle::{LoadOptions, Model, ModelSummary, WindowRejected};
 pub use captioner::{Caption, Captioner, Timings, WindowCaptioner};
 pub use manifest::Manifest;
