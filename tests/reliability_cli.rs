@@ -647,3 +647,21 @@ fn check_config_leaves_no_output_file_behind() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read_to_string(&jsonl).unwrap(), "{}\n");
 }
+
+#[test]
+fn check_config_checks_the_serial_port_as_start_up_does() {
+    let Some(b) = bundle() else { return };
+    let base = format!(
+        "[model]\nbundle = \"{b}\"\n[source]\nkind = \"stdin\"\n\
+         [serial]\ndevice = \"/dev/nonexistent-tty\"\n"
+    );
+    // Retried while listening: a warning, not a failure.
+    let (code, out, err) = check(&base, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("/dev/nonexistent-tty"), "warned: {err}");
+    assert!(out.contains("serial.required = false"), "{out}");
+    let (code, _, err) = check(&format!("{base}required = true\n"), &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/dev/nonexistent-tty"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

@@ -45,6 +45,10 @@ pub struct ListenArgs {
     /// Capture device: case-insensitive part of a name from `earshot devices` [source.device]
     #[arg(short, long, value_name = "NAME", conflicts_with_all = ["stdin", "file"])]
     pub device: Option<String>,
+    /// A capture device missing at start ends listen instead of being retried
+    /// [source.device_required]
+    #[arg(long, conflicts_with_all = ["stdin", "file"])]
+    pub device_required: bool,
     /// Read PCM from standard input: a WAV stream (arecord's default), or raw samples with
     /// --rate [source.kind = "stdin"]
     #[arg(long, conflicts_with = "file")]
@@ -143,6 +147,9 @@ impl ListenArgs {
             r.source.kind = Some("mic".into());
         }
         r.source.device = self.device.clone();
+        if self.device_required {
+            r.source.device_required = Some(true);
+        }
         r.source.stdin_rate = self.rate;
         r.source.stdin_channels = self.channels;
         r.source.stdin_format = self.sample_format.clone();
@@ -272,8 +279,13 @@ fn sinks(s: &Settings, mode: Mode) -> Result<Vec<Box<dyn EventSink>>> {
         match mode {
             Mode::Start => out.push(Box::new(SerialSink::open(serial)?)),
             Mode::Check => {
-                std::fs::metadata(&serial.device)
-                    .with_context(|| format!("serial port {}", serial.device))?;
+                let present = std::fs::metadata(&serial.device)
+                    .with_context(|| format!("serial port {}", serial.device));
+                match present {
+                    Err(e) if serial.required => return Err(e.context("serial.required = true")),
+                    Err(e) => log::warn!("{:#}; it will be retried while listening", e),
+                    Ok(_) => {}
+                }
             }
         }
     }
@@ -297,7 +309,7 @@ fn open_source(s: &Settings, mode: Mode) -> Result<Option<Box<dyn Source>>> {
         #[cfg(feature = "mic")]
         SourceSettings::Mic { .. } if mode == Mode::Check => None,
         #[cfg(feature = "mic")]
-        SourceSettings::Mic { device } => Some(Box::new(crate::source::mic::MicSource::open(
+        SourceSettings::Mic { device, .. } => Some(Box::new(crate::source::mic::MicSource::open(
             device.as_deref(),
             Duration::from_secs_f64(s.watchdog_seconds),
         )?)),

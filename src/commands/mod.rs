@@ -67,7 +67,11 @@ impl Fatal {
         match self.error.downcast_ref::<WindowRejected>() {
             Some(w) => {
                 log::debug!("{:#}", self.error);
-                Fatal::usage(anyhow!("invalid setting `{key}`: {w}"))
+                let what = match key.starts_with("--") {
+                    true => key.to_string(),
+                    false => format!("setting `{key}`"),
+                };
+                Fatal::usage(anyhow!("invalid {what}: {w}"))
             }
             None => self,
         }

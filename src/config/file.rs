@@ -46,6 +46,7 @@ pub struct RawSource {
     pub stdin_channels: Option<i64>,
     pub ring_seconds: Option<f64>,
     pub watchdog_seconds: Option<f64>,
+    pub device_required: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -74,6 +75,7 @@ pub struct RawSerial {
     pub device: Option<String>,
     pub baud: Option<i64>,
     pub format: Option<String>,
+    pub required: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -165,11 +167,11 @@ impl RawConfig {
         }
         take!(model: bundle, beam);
         take!(source: kind, device, file, realtime, speed, stdin_format, stdin_rate,
-              stdin_channels, ring_seconds, watchdog_seconds);
+              stdin_channels, ring_seconds, watchdog_seconds, device_required);
         take!(captions: window_seconds, hop_seconds, gate_dbfs, holdoff_seconds, similarity,
               queue_windows);
         take!(output: stdout, jsonl_file, text_file, health_seconds);
-        take!(serial: device, baud, format);
+        take!(serial: device, baud, format, required);
         take!(mqtt: host, port, topic, health_topic, qos, retain, client_id,
               keep_alive_seconds, reconnect_seconds, username, password, password_file,
               password_env);

@@ -13,7 +13,12 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceSettings {
     /// A capture device: `device` is a case-insensitive substring of its name; `None` = default.
-    Mic { device: Option<String> },
+    /// `required` (`source.device_required`): a device missing at start ends `listen`;
+    /// otherwise it is warned about and retried.
+    Mic {
+        device: Option<String>,
+        required: bool,
+    },
     /// PCM on standard input: a WAV stream (`arecord` without `-t raw`), whose header gives the
     /// format, or raw samples described by `format`, `rate` (required then) and `channels`.
     Stdin {

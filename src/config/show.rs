@@ -93,12 +93,13 @@ fn model(out: &mut String, r: &Resolved) {
 /// `[source]`.
 fn source(out: &mut String, s: &Settings) {
     match &s.source {
-        SourceSettings::Mic { device } => {
+        SourceSettings::Mic { device, required } => {
             line(out, "source.kind", quote("mic"));
             match device {
                 Some(d) => line(out, "source.device", quote(d)),
                 None => comment(out, "source.device: the default input device"),
             }
+            line(out, "source.device_required", required);
         }
         SourceSettings::Stdin {
             format,
@@ -176,6 +177,7 @@ fn serial(out: &mut String, s: Option<&SerialSettings>) {
     line(out, "serial.device", quote(&s.device));
     line(out, "serial.baud", s.baud);
     line(out, "serial.format", line_format(s.format));
+    line(out, "serial.required", s.required);
 }
 
 /// `[mqtt]`: the password only as `<redacted>` and where it came from.

@@ -87,7 +87,13 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let s = v("").unwrap();
-        assert_eq!(s.source, SourceSettings::Mic { device: None });
+        assert_eq!(
+            s.source,
+            SourceSettings::Mic {
+                device: None,
+                required: false
+            }
+        );
         assert_eq!(s.output.stdout, Some(LineFormat::Text));
         assert_eq!(s.captions.gate_dbfs, Some(DEFAULT_GATE_DBFS));
         assert!(s.mqtt.is_none() && s.serial.is_none());
@@ -123,6 +129,11 @@ mod tests {
                 "source.stdin_format",
             ),
             ("[source]\nkind = \"file\"", "source.file"),
+            (
+                "[source]\nkind = \"stdin\"\ndevice_required = true",
+                "source.device_required",
+            ),
+            ("[serial]\nrequired = true", "serial.device"),
             ("[output]\nstdout = \"xml\"", "output.stdout"),
             ("[output]\nhealth_seconds = -1", "output.health_seconds"),
         ] {

@@ -58,7 +58,7 @@ pub(super) fn output(o: RawOutput) -> Result<OutputSettings> {
 pub(super) fn serial(sr: RawSerial) -> Result<Option<SerialSettings>> {
     Ok(match non_empty("serial.device", sr.device)? {
         None => {
-            if sr.baud.is_some() || sr.format.is_some() {
+            if sr.baud.is_some() || sr.format.is_some() || sr.required.is_some() {
                 return Err(bad(
                     "serial.device",
                     "is required when other [serial] keys are set",
@@ -70,6 +70,7 @@ pub(super) fn serial(sr: RawSerial) -> Result<Option<SerialSettings>> {
             device,
             baud: ranged_int("serial.baud", sr.baud, 50, 4_000_000)?.unwrap_or(115_200) as u32,
             format: line_format("serial.format", sr.format.as_deref(), LineFormat::Text)?,
+            required: sr.required.unwrap_or(false),
         }),
     })
 }
