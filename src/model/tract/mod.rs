@@ -28,6 +28,8 @@ pub struct TractBackend {
     vocab: usize,
     /// Key/value-cached decoder, when the bundle has one (`decoder_cached`).
     cached: Option<super::cached::CachedDecoder>,
+    /// Width K of the encoder's second output (`tags.output`), when the manifest has tags.
+    tags_len: Option<usize>,
 }
 
 impl std::fmt::Debug for TractBackend {
@@ -43,7 +45,9 @@ impl std::fmt::Debug for TractBackend {
 impl TractBackend {
     /// Loads and optimises both graphs. `frames` is the encoder's time axis for the chosen
     /// window (the manifest's `input_shape[2]` for the manifest's window). `use_cache`: load the
-    /// bundle's key/value-cached decoder when it has one.
+    /// bundle's key/value-cached decoder when it has one. `tags_output`: the name of the encoder's
+    /// tag-logits output (manifest section `tags`), also computed.
+    #[allow(clippy::too_many_arguments)]
     pub fn load(
         dir: &Path,
         enc: &EncoderSpec,
@@ -52,8 +56,9 @@ impl TractBackend {
         frames: usize,
         mode: DecoderMode,
         use_cache: bool,
+        tags_output: Option<&str>,
     ) -> Result<TractBackend> {
-        let encoder = load::encoder(dir, enc, n_mels, frames)?;
+        let encoder = load::encoder(dir, enc, n_mels, frames, tags_output)?;
         let decoder = load::decoder(dir, dec, encoder.memory_shape[2], mode, use_cache)?;
         Ok(TractBackend {
             encoder: encoder.plan,
@@ -64,6 +69,7 @@ impl TractBackend {
             decoder_params: decoder.params,
             vocab: dec.vocab_size,
             cached: decoder.cached,
+            tags_len: encoder.tags_len,
         })
     }
 
@@ -75,6 +81,11 @@ impl TractBackend {
     /// `[1, T, D]` encoder output.
     pub fn memory_shape(&self) -> [usize; 3] {
         self.memory_shape
+    }
+
+    /// K, the number of tags the encoder outputs (`None` without a tags output).
+    pub fn tags_len(&self) -> Option<usize> {
+        self.tags_len
     }
 
     /// Parameter counts (encoder, decoder): elements of constant tensors in the graphs.
@@ -117,6 +128,10 @@ impl EncoderDecoder for TractBackend {
     }
 
     fn encode(&self, mel: &[f32]) -> Result<Memory> {
+        Ok(self.encode_tagged(mel)?.0)
+    }
+
+    fn encode_tagged(&self, mel: &[f32]) -> Result<(Memory, Option<Vec<f32>>)> {
         let n: usize = self.mel_shape.iter().product();
         ensure!(
             mel.len() == n,
@@ -136,11 +151,27 @@ impl EncoderDecoder for TractBackend {
             "encoder returned shape {shape:?}, expected {:?}",
             self.memory_shape
         );
-        Ok(Memory {
+        let memory = Memory {
             frames: shape[1],
             dim: shape[2],
             data: view.iter().copied().collect(),
-        })
+        };
+        let tags = match self.tags_len {
+            None => None,
+            Some(k) => {
+                let out = out
+                    .get(1)
+                    .ok_or_else(|| anyhow!("encoder returned no tags output"))?;
+                let view = out.to_plain_array_view::<f32>()?;
+                ensure!(
+                    view.shape() == [1, k],
+                    "encoder returned tags of shape {:?}, expected [1, {k}]",
+                    view.shape()
+                );
+                Some(view.iter().copied().collect())
+            }
+        };
+        Ok((memory, tags))
     }
 
     fn decode_step(&self, tokens: &[i64], batch: usize, memory: &Memory) -> Result<Logits> {
