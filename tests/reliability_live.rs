@@ -68,6 +68,7 @@ fn caption(n: usize) -> Event {
                 text: format!("caption {n}"),
                 token_ids: vec![],
                 timings: Timings::default(),
+                ..Default::default()
             },
         },
         timestamp: SystemTime::now(),
