@@ -105,9 +105,10 @@ fn text_and_jsonl_formats() {
         &["caption", &s(&a), "--window", "5", "--hop", "2.5"],
         Some(&b),
     );
-    // Only models with a symbolic time axis accept another window; fixed ones must say so.
-    if r.code == 3 {
-        assert!(r.stderr.contains("window"), "{}", r.stderr);
+    // Only models with a symbolic time axis accept another window; fixed ones must say so,
+    // as a usage error naming the flag (issue 13 item 11: exit 2, not 3).
+    if r.code == 2 {
+        assert!(r.stderr.contains("--window"), "{}", r.stderr);
         return;
     }
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -45,6 +45,7 @@ fn serial_text_and_jsonl_over_a_pty() {
         device: path.clone(),
         baud: 115_200,
         format: LineFormat::Text,
+        required: true,
     })
     .unwrap();
     sink.emit(&caption("a dog barks", 0.0)).unwrap();
@@ -65,6 +66,7 @@ fn serial_text_and_jsonl_over_a_pty() {
         device: path,
         baud: 9600,
         format: LineFormat::Jsonl,
+        required: true,
     })
     .unwrap();
     sink.emit(&caption("a bell rings", 2.5)).unwrap();
@@ -83,6 +85,7 @@ fn serial_missing_device_is_a_clear_error() {
         device: "/dev/nonexistent-earshot-tty".into(),
         baud: 115_200,
         format: LineFormat::Text,
+        required: true,
     })
     .err()
     .expect("must fail")

@@ -149,7 +149,8 @@ pub fn caption_file(
 
 /// `earshot caption`.
 pub fn run(args: &CaptionArgs) -> Result<u8, Fatal> {
-    let model = load_model(args.model.model.as_deref(), args.window)?;
+    let model = load_model(args.model.model.as_deref(), args.window)
+        .map_err(|f| f.window_named("--window"))?;
     let hop_seconds = args.hop.unwrap_or(model.manifest.hop_seconds);
     let hop = model.manifest.samples_for_seconds(hop_seconds).max(1);
     let mut captioner =

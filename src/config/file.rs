@@ -2,6 +2,7 @@
 //! file and command-line overrides are merged first and then validated by one code path
 //! ([`super::validate`]).
 
+use crate::sink::Secret;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ pub struct RawSource {
     pub stdin_channels: Option<i64>,
     pub ring_seconds: Option<f64>,
     pub watchdog_seconds: Option<f64>,
+    pub device_required: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -73,6 +75,7 @@ pub struct RawSerial {
     pub device: Option<String>,
     pub baud: Option<i64>,
     pub format: Option<String>,
+    pub required: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -88,7 +91,13 @@ pub struct RawMqtt {
     pub keep_alive_seconds: Option<f64>,
     pub reconnect_seconds: Option<f64>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    /// Never printed (a [`Secret`]); better kept out of the file: `password_file` or
+    /// `password_env`.
+    pub password: Option<Secret>,
+    /// A file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// The environment variable holding the password.
+    pub password_env: Option<String>,
 }
 
 /// 1-based line of byte `offset` and the dotted key written there (`section.key`), found from
@@ -158,13 +167,14 @@ impl RawConfig {
         }
         take!(model: bundle, beam);
         take!(source: kind, device, file, realtime, speed, stdin_format, stdin_rate,
-              stdin_channels, ring_seconds, watchdog_seconds);
+              stdin_channels, ring_seconds, watchdog_seconds, device_required);
         take!(captions: window_seconds, hop_seconds, gate_dbfs, holdoff_seconds, similarity,
               queue_windows);
         take!(output: stdout, jsonl_file, text_file, health_seconds);
-        take!(serial: device, baud, format);
+        take!(serial: device, baud, format, required);
         take!(mqtt: host, port, topic, health_topic, qos, retain, client_id,
-              keep_alive_seconds, reconnect_seconds, username, password);
+              keep_alive_seconds, reconnect_seconds, username, password, password_file,
+              password_env);
         self
     }
 }
@@ -203,6 +213,22 @@ mod tests {
         assert!(err.starts_with("line 1: `board`"), "{err}");
         let err = RawConfig::parse("[mqtt\n").unwrap_err().to_string();
         assert!(err.starts_with("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_password_value_is_not_echoed() {
+        for toml in [
+            "[mqtt]\npassword = 1234567\n",
+            "[mqtt]\npassword = [\"1234567\"]\n",
+        ] {
+            let err = RawConfig::parse(toml).unwrap_err().to_string();
+            assert!(
+                err.contains("mqtt.password") && !err.contains("1234567"),
+                "{err}"
+            );
+        }
+        let c = RawConfig::parse("[mqtt]\npassword = \"1234567\"\n").unwrap();
+        assert!(!format!("{c:?}").contains("1234567"));
     }
 
     #[test]

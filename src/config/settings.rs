@@ -13,7 +13,12 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceSettings {
     /// A capture device: `device` is a case-insensitive substring of its name; `None` = default.
-    Mic { device: Option<String> },
+    /// `required` (`source.device_required`): a device missing at start ends `listen`;
+    /// otherwise it is warned about and retried.
+    Mic {
+        device: Option<String>,
+        required: bool,
+    },
     /// PCM on standard input: a WAV stream (`arecord` without `-t raw`), whose header gives the
     /// format, or raw samples described by `format`, `rate` (required then) and `channels`.
     Stdin {
@@ -64,4 +69,7 @@ pub struct Settings {
     pub output: OutputSettings,
     pub serial: Option<SerialSettings>,
     pub mqtt: Option<MqttSettings>,
+    /// Where `mqtt.password` came from (`mqtt.password_file /etc/earshot/mqtt.pw`,
+    /// `$EARSHOT_MQTT_PASSWORD`, ...); the password itself prints as `<redacted>`.
+    pub mqtt_password_from: Option<String>,
 }

@@ -14,6 +14,9 @@ pub struct SerialSettings {
     pub device: String,
     pub baud: u32,
     pub format: LineFormat,
+    /// `serial.required`: a port that cannot be opened at start ends `listen`; otherwise it is
+    /// warned about and retried.
+    pub required: bool,
 }
 
 const REOPEN_EVERY: Duration = Duration::from_secs(5);

@@ -20,9 +20,16 @@ pub(super) fn source(s: RawSource) -> Result<(SourceSettings, f64, f64)> {
         }
         Some(k) => k,
     };
+    if s.device_required.is_some() && kind != "mic" {
+        return Err(bad(
+            "source.device_required",
+            format!("has no meaning with source.kind = \"{kind}\""),
+        ));
+    }
     let source = match kind.as_str() {
         "mic" => SourceSettings::Mic {
             device: s.device.filter(|d| !d.trim().is_empty()),
+            required: s.device_required.unwrap_or(false),
         },
         "stdin" => {
             let format = match s
