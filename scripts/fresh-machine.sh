@@ -144,6 +144,8 @@ else
     fi
     cp -L /etc/resolv.conf "$root/etc/resolv.conf"
     [[ -s "$root/etc/hosts" ]] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n' >"$root/etc/hosts"
+    # The chroot shares this machine's host name (one UTS namespace); a real machine resolves it.
+    grep -qw "$(hostname)" "$root/etc/hosts" || printf '127.0.1.1\t%s\n' "$(hostname)" >>"$root/etc/hosts"
     if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
         mkdir -p "$root/usr/local/share/ca-certificates"
         cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"

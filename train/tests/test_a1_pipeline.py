@@ -116,6 +116,9 @@ def test_ddp_world_size_one_gloo_matches_single_process(env):
         "-m",
         "torch.distributed.run",
         "--standalone",
+        # the rendezvous address by number: a host name that does not resolve (a chroot, a container
+        # without /etc/hosts) must not hang the worker for 5 minutes
+        "--local-addr=127.0.0.1",
         "--nproc_per_node=1",
         "-m",
         "earshot_train",
