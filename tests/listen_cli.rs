@@ -59,7 +59,7 @@ fn example_config_is_valid_and_flags_override_it() {
         "--check-config",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("Mic"), "{out}");
+    assert!(out.contains("source.kind = \"mic\""), "{out}");
     let (code, out, err) = run(&[
         "listen",
         "--config",
@@ -73,7 +73,9 @@ fn example_config_is_valid_and_flags_override_it() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("Stdin") && out.contains("48000") && out.contains("2.5"),
+        out.contains("source.kind = \"stdin\"")
+            && out.contains("source.stdin_rate = 48000")
+            && out.contains("captions.hop_seconds = 2.5"),
         "{out}"
     );
 }

@@ -54,7 +54,14 @@ fn caption_prints_the_part_before_a_cut() {
     let bytes = std::fs::read(&full).unwrap();
     let cut = dir.path().join("cut.wav");
     std::fs::write(&cut, &bytes[..44 + 22 * 16_000 * 2]).unwrap();
-    let (code, out, err) = run(&["caption", "--model", &b, cut.to_str().unwrap(), "--format", "jsonl"]);
+    let (code, out, err) = run(&[
+        "caption",
+        "--model",
+        &b,
+        cut.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
     assert_eq!(code, 1, "{out}{err}");
     assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
     let e = ends(&out);
@@ -85,7 +92,9 @@ fn caption_window_and_hop_are_checked_like_listen() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
     // listen names its key for the same mistake.
-    let (code, _, err) = run(&["listen", "--model", &b, "--file", w, "--fast", "--window", "5"]);
+    let (code, _, err) = run(&[
+        "listen", "--model", &b, "--file", w, "--fast", "--window", "5",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("captions.window_seconds"), "{err}");
 }
@@ -106,7 +115,12 @@ fn caption_into_a_closed_pipe_stops_quietly() {
         .unwrap();
     drop(child.stdout.take()); // `| head -0`: the reader is gone
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(err, "", "no message for a closed pipe");
     assert_eq!(status.code(), Some(0));
@@ -129,7 +143,10 @@ fn caption_with_stdout_closed_fails_with_one_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("stdout") || err.contains("standard output"), "{err}");
+    assert!(
+        err.contains("stdout") || err.contains("standard output"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -137,7 +154,14 @@ fn caption_dash_reads_stdin() {
     let Some(b) = bundle() else { return };
     let dir = tempfile::tempdir().unwrap();
     let w = wav(dir.path(), "a.wav", 12.0);
-    let (code, expected, err) = run(&["caption", "--model", &b, w.to_str().unwrap(), "--format", "jsonl"]);
+    let (code, expected, err) = run(&[
+        "caption",
+        "--model",
+        &b,
+        w.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
     assert_eq!(code, 0, "{err}");
     let out = earshot()
         .args(["caption", "--model", &b, "-", "--format", "jsonl"])
@@ -168,10 +192,28 @@ fn listen_stdin(
     b: &str,
     extra: &[&str],
     seconds: f64,
-) -> (std::process::Child, std::process::ChildStdin, std::sync::mpsc::Receiver<String>) {
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::sync::mpsc::Receiver<String>,
+) {
     let mut args = vec![
-        "listen", "--model", b, "--stdin", "--rate", "16000", "--format", "jsonl", "--gate-dbfs",
-        "-inf", "--holdoff", "0", "--health", "0", "--hop", "10",
+        "listen",
+        "--model",
+        b,
+        "--stdin",
+        "--rate",
+        "16000",
+        "--format",
+        "jsonl",
+        "--gate-dbfs",
+        "-inf",
+        "--holdoff",
+        "0",
+        "--health",
+        "0",
+        "--hop",
+        "10",
     ];
     args.extend(extra);
     let mut child = earshot()
@@ -216,14 +258,21 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::pr
 fn sighup_stops_listen_gracefully() {
     let Some(b) = bundle() else { return };
     let (mut child, stdin, rx) = listen_stdin(&b, &[], 10.5);
-    let first = rx.recv_timeout(Duration::from_secs(60)).expect("first caption");
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("first caption");
     assert!(first.contains("\"caption\""), "{first}");
     std::thread::sleep(Duration::from_millis(500));
     unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
     let status = wait_exit(&mut child, Duration::from_secs(60)).expect("exit after SIGHUP");
     drop(stdin);
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
     let rest: Vec<serde_json::Value> = rx
         .try_iter()
@@ -241,9 +290,10 @@ fn sighup_stops_listen_gracefully() {
 fn listen_stops_when_its_only_output_is_gone() {
     let Some(b) = bundle() else { return };
     let (mut child, mut stdin, rx) = listen_stdin(&b, &[], 10.5);
-    rx.recv_timeout(Duration::from_secs(60)).expect("first caption");
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("first caption");
     drop(rx); // the reader thread ends at the next line: stdout is a dead pipe
-    // Keep the source alive, as `arecord | earshot listen | head -1` would.
+              // Keep the source alive, as `arecord | earshot listen | head -1` would.
     let feeder = std::thread::spawn(move || {
         let chunk = vec![0x10u8; 32_000];
         let t = Instant::now();
@@ -259,7 +309,10 @@ fn listen_stops_when_its_only_output_is_gone() {
         let _ = child.kill();
     }
     let _ = feeder.join();
-    assert!(status.is_some(), "listen kept running with its only output dead");
+    assert!(
+        status.is_some(),
+        "listen kept running with its only output dead"
+    );
 }
 
 #[test]
@@ -286,18 +339,44 @@ fn missing_serial_port_at_start_is_retried_unless_required() {
     let w = w.to_str().unwrap();
     let jsonl = dir.path().join("out.jsonl");
     let (code, _, err) = run(&[
-        "listen", "--model", &b, "--file", w, "--fast", "--gate-dbfs", "-inf", "--format",
-        "none", "--jsonl-file", jsonl.to_str().unwrap(), "--serial", "/dev/nonexistent-tty",
+        "listen",
+        "--model",
+        &b,
+        "--file",
+        w,
+        "--fast",
+        "--gate-dbfs",
+        "-inf",
+        "--format",
+        "none",
+        "--jsonl-file",
+        jsonl.to_str().unwrap(),
+        "--serial",
+        "/dev/nonexistent-tty",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("/dev/nonexistent-tty"), "a warning names the port: {err}");
+    assert!(
+        err.contains("/dev/nonexistent-tty"),
+        "a warning names the port: {err}"
+    );
     let lines = json_lines(&std::fs::read_to_string(&jsonl).unwrap());
     assert!(lines.iter().any(|e| e["event"] == "caption"));
     // serial.required = true makes it fatal at start.
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[serial]\ndevice = \"/dev/nonexistent-tty\"\nrequired = true\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[serial]\ndevice = \"/dev/nonexistent-tty\"\nrequired = true\n",
+    )
+    .unwrap();
     let (code, _, err) = run(&[
-        "listen", "--model", &b, "--config", cfg.to_str().unwrap(), "--file", w, "--fast",
+        "listen",
+        "--model",
+        &b,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--file",
+        w,
+        "--fast",
     ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("/dev/nonexistent-tty"), "{err}");
@@ -308,7 +387,15 @@ fn missing_serial_port_at_start_is_retried_unless_required() {
 fn missing_capture_device_at_start_is_retried_unless_required() {
     let Some(b) = bundle() else { return };
     let mut child = earshot()
-        .args(["listen", "--model", &b, "--device", "no-such-device-xyz", "--health", "0"])
+        .args([
+            "listen",
+            "--model",
+            &b,
+            "--device",
+            "no-such-device-xyz",
+            "--health",
+            "0",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -319,11 +406,24 @@ fn missing_capture_device_at_start_is_retried_unless_required() {
     }
     let status = wait_exit(&mut child, Duration::from_secs(30)).expect("exit after SIGTERM");
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(early.is_none(), "a missing device is retried, not fatal: {err}");
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        early.is_none(),
+        "a missing device is retried, not fatal: {err}"
+    );
     assert_eq!(status.code(), Some(0), "{err}");
     let (code, _, err) = run(&[
-        "listen", "--model", &b, "--device", "no-such-device-xyz", "--device-required",
+        "listen",
+        "--model",
+        &b,
+        "--device",
+        "no-such-device-xyz",
+        "--device-required",
     ]);
     assert_eq!(code, 1, "{err}");
 }
@@ -342,7 +442,16 @@ fn nan_in_a_file_is_rejected_by_listen_as_by_caption() {
     let (code, _, cerr) = run(&["caption", "--model", &b, p]);
     assert_eq!(code, 1);
     assert!(cerr.contains("non-finite sample"), "{cerr}");
-    let (code, _, err) = run(&["listen", "--model", &b, "--file", p, "--fast", "--gate-dbfs", "-inf"]);
+    let (code, _, err) = run(&[
+        "listen",
+        "--model",
+        &b,
+        "--file",
+        p,
+        "--fast",
+        "--gate-dbfs",
+        "-inf",
+    ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("non-finite sample (NaN) at 00:03.0"), "{err}");
 }
@@ -356,8 +465,20 @@ fn nan_on_stdin_is_zeroed_warned_and_counted() {
     let bytes: Vec<u8> = s.iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut child = earshot()
         .args([
-            "listen", "--model", &b, "--stdin", "--rate", "16000", "--sample-format", "f32le",
-            "--format", "jsonl", "--gate-dbfs", "-inf", "--health", "0",
+            "listen",
+            "--model",
+            &b,
+            "--stdin",
+            "--rate",
+            "16000",
+            "--sample-format",
+            "f32le",
+            "--format",
+            "jsonl",
+            "--gate-dbfs",
+            "-inf",
+            "--health",
+            "0",
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -396,11 +517,22 @@ fn check_config_runs_the_start_up_checks() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("captions.window_seconds = 10"), "{out}");
     assert!(out.contains("captions.hop_seconds = 5"), "{out}");
-    assert!(!out.contains("None") && !out.contains("Settings {"), "{out}");
+    assert!(
+        !out.contains("None") && !out.contains("Settings {"),
+        "{out}"
+    );
     let dirpath = dir.path().to_str().unwrap();
     for (extra, code_want, key) in [
-        ("[captions]\nwindow_seconds = 5\n".to_string(), 2, "captions.window_seconds"),
-        ("[captions]\nhop_seconds = 12\n".to_string(), 2, "captions.hop_seconds"),
+        (
+            "[captions]\nwindow_seconds = 5\n".to_string(),
+            2,
+            "captions.window_seconds",
+        ),
+        (
+            "[captions]\nhop_seconds = 12\n".to_string(),
+            2,
+            "captions.hop_seconds",
+        ),
         (format!("[output]\ntext_file = \"{dirpath}\"\n"), 1, dirpath),
         (
             "[output]\njsonl_file = \"/nonexistent-dir/x.jsonl\"\n".to_string(),
@@ -434,14 +566,84 @@ fn check_config_redacts_and_resolves_the_mqtt_password() {
     );
     let (code, out, err) = check(&format!("{base}password = \"hunter2-secret\"\n"), &[]);
     assert_eq!(code, 0, "{err}");
-    assert!(!out.contains("hunter2") && !err.contains("hunter2"), "{out}");
+    assert!(
+        !out.contains("hunter2") && !err.contains("hunter2"),
+        "{out}"
+    );
     assert!(out.contains("mqtt.password = <redacted>"), "{out}");
-    assert!(out.contains("mqtt.health_topic = \"earshot/captions/health\""), "{out}");
-    let (code, out, err) = check(&format!("{base}password_file = \"{}\"\n", pw.display()), &[]);
+    assert!(
+        out.contains("mqtt.health_topic = \"earshot/captions/health\""),
+        "{out}"
+    );
+    let (code, out, err) = check(
+        &format!("{base}password_file = \"{}\"\n", pw.display()),
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("s3cret"), "{out}");
     assert!(out.contains("mqtt.password = <redacted>"), "{out}");
-    let (code, _, err) = check(&format!("{base}password_env = \"EARSHOT_TEST_NO_SUCH_VAR\"\n"), &[]);
+    let (code, _, err) = check(
+        &format!("{base}password_env = \"EARSHOT_TEST_NO_SUCH_VAR\"\n"),
+        &[],
+    );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("mqtt.password_env"), "{err}");
+}
+
+#[test]
+fn check_config_takes_the_password_from_the_environment_and_never_logs_it() {
+    let Some(b) = bundle() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[model]\nbundle = \"{b}\"\n[source]\nkind = \"stdin\"\n\
+             [mqtt]\nhost = \"broker\"\nusername = \"u\"\n"
+        ),
+    )
+    .unwrap();
+    let out = earshot()
+        .args(["listen", "--config", p.to_str().unwrap(), "--check-config"])
+        .env("EARSHOT_MQTT_PASSWORD", "env-s3cret")
+        .env("RUST_LOG", "earshot=debug")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("settings:"),
+        "the settings are logged: {stderr}"
+    );
+    assert!(!stdout.contains("env-s3cret") && !stderr.contains("env-s3cret"));
+    assert!(
+        stdout.contains("mqtt.password = <redacted>  # from $EARSHOT_MQTT_PASSWORD"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_config_leaves_no_output_file_behind() {
+    let Some(b) = bundle() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("new.jsonl");
+    let cfg = format!(
+        "[model]\nbundle = \"{b}\"\n[source]\nkind = \"stdin\"\n[output]\njsonl_file = \"{}\"\n",
+        jsonl.display()
+    );
+    let (code, out, err) = check(&cfg, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("output.jsonl_file = \"{}\"", jsonl.display())),
+        "{out}"
+    );
+    assert!(!jsonl.exists(), "the check removed the file it created");
+    // An existing file is kept as it is.
+    std::fs::write(&jsonl, "{}\n").unwrap();
+    let (code, _, err) = check(&cfg, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&jsonl).unwrap(), "{}\n");
 }

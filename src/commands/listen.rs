@@ -1,10 +1,16 @@
 //! `earshot listen`: live captioning from a capture device, raw PCM on stdin, or a file played
 //! in real time, to stdout, files, a serial port and MQTT at once.
+//!
+//! Start-up is one function per stage: [`model`] (bundle, window, hop), [`open_source`] and
+//! [`sinks`], each run in a [`Mode`]. `--check-config` runs the very same functions in
+//! [`Mode::Check`] (nothing captured, connected or written) and prints the effective settings
+//! ([`config::show`]), so a config that passes the check passes start-up.
 
-use super::{load_model, one_line, Fatal, EXIT_INPUT_FAILED};
+use super::{env_var, load_model, one_line, Fatal, EXIT_INPUT_FAILED};
+use crate::config::show::{self, Resolved};
 use crate::config::{self, validate::hop_seconds, RawConfig, Settings, SourceSettings};
 use crate::live::{self, LiveParams};
-use crate::model::Captioner;
+use crate::model::{Captioner, Model};
 use crate::sink::{file_sink, mqtt::MqttSink, serial::SerialSink, EventSink, LineFormat, LineSink};
 use crate::source::{file::FileSource, stdin::StdinSource, Source};
 use anyhow::{anyhow, Context, Result};
@@ -22,7 +28,8 @@ pub struct ListenArgs {
     /// TOML config file (reference: README "Config file", example: config/earshot.toml)
     #[arg(short, long, value_name = "FILE", help_heading = "General")]
     pub config: Option<PathBuf>,
-    /// Validate the config and command line, print the resulting settings and exit
+    /// Run every start-up check (config, model, window and hop, source file, output files,
+    /// serial port) without capturing or connecting, print the effective settings and exit
     #[arg(long, help_heading = "General")]
     pub check_config: bool,
     /// Board profile for defaults: pi-zero-2w, pi3, pi4, pi5 [board]
@@ -172,42 +179,128 @@ pub fn settings(args: &ListenArgs) -> Result<Settings> {
         Some(path) => RawConfig::load(path)?,
         None => RawConfig::default(),
     };
-    config::validate(file.merge(args.to_raw()))
+    config::validate(file.merge(args.to_raw()), &env_var)
 }
 
-fn sinks(s: &Settings) -> Result<Vec<Box<dyn EventSink>>> {
+/// How a start-up stage runs: `Start` opens everything; `Check` (`--check-config`) makes the
+/// same checks without capturing audio, reading stdin, opening the serial port, connecting to
+/// the broker or leaving a file behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Start,
+    Check,
+}
+
+/// The model stage, ready to run.
+struct Ready {
+    model: Arc<Model>,
+    captioner: Captioner,
+    params: LiveParams,
+    resolved: Resolved,
+}
+
+/// `[model]` and `[captions]`: loads the bundle with the window chosen (a window the model
+/// refuses is a usage error naming `captions.window_seconds`), checks the hop against the
+/// window, and derives the live parameters.
+fn model(s: &Settings) -> Result<Ready, Fatal> {
+    let model = load_model(s.bundle.as_deref(), s.captions.window_seconds)
+        .map_err(|f| f.window_named("captions.window_seconds"))?;
+    let captioner = Captioner::new(model.clone(), s.beam).map_err(Fatal::model)?;
+    let rate = model.sample_rate();
+    let window_samples = captioner.window_samples();
+    let window_s = window_samples as f64 / f64::from(rate);
+    let hop_s =
+        hop_seconds(&s.captions, window_s, model.manifest.hop_seconds).map_err(Fatal::usage)?;
+    let hop_samples = model.manifest.samples_for_seconds(hop_s).max(1);
+    let params = LiveParams {
+        model_rate: rate,
+        window_samples,
+        hop_samples,
+        gate_dbfs: s.captions.gate_dbfs,
+        holdoff_seconds: s.captions.holdoff_seconds,
+        similarity: s.captions.similarity,
+        queue_windows: s.captions.queue_windows,
+        ring_seconds: s.ring_seconds,
+        health_every: s.output.health_seconds.map(Duration::from_secs_f64),
+    };
+    let resolved = Resolved {
+        bundle: model.dir.clone(),
+        model_name: model.manifest.name.clone(),
+        beam: captioner.params().beam,
+        window_seconds: window_s,
+        hop_seconds: hop_s,
+    };
+    Ok(Ready {
+        model,
+        captioner,
+        params,
+        resolved,
+    })
+}
+
+/// An output file opened for appending (created when missing). `Check` opens it the same way
+/// and removes it again if the check created it.
+fn output_file(
+    path: &std::path::Path,
+    format: LineFormat,
+    mode: Mode,
+) -> Result<Box<dyn EventSink>> {
+    let existed = path.symlink_metadata().is_ok();
+    let sink = file_sink(path, format)?;
+    if mode == Mode::Check && !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(sink)
+}
+
+/// `[output]`, `[serial]` and `[mqtt]`: the sinks. `Check` opens the output files (see
+/// [`output_file`]) and checks that the serial port exists, without opening it (opening resets
+/// many boards); the MQTT broker is never a start-up failure (it is retried), so it is not
+/// contacted.
+fn sinks(s: &Settings, mode: Mode) -> Result<Vec<Box<dyn EventSink>>> {
     let mut out: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(f) = s.output.stdout {
         out.push(Box::new(LineSink::new("stdout", std::io::stdout(), f)));
     }
     if let Some(p) = &s.output.jsonl_file {
-        out.push(file_sink(p, LineFormat::Jsonl)?);
+        out.push(output_file(p, LineFormat::Jsonl, mode)?);
     }
     if let Some(p) = &s.output.text_file {
-        out.push(file_sink(p, LineFormat::Text)?);
+        out.push(output_file(p, LineFormat::Text, mode)?);
     }
     if let Some(serial) = &s.serial {
-        out.push(Box::new(SerialSink::open(serial)?));
+        match mode {
+            Mode::Start => out.push(Box::new(SerialSink::open(serial)?)),
+            Mode::Check => {
+                std::fs::metadata(&serial.device)
+                    .with_context(|| format!("serial port {}", serial.device))?;
+            }
+        }
     }
-    if let Some(m) = &s.mqtt {
+    if let (Some(m), Mode::Start) = (&s.mqtt, mode) {
         out.push(Box::new(MqttSink::start(m)?));
     }
     Ok(out)
 }
 
-fn open_source(s: &Settings) -> Result<Box<dyn Source>> {
+/// `[source]`. `Check` opens a file source (reading its header) but neither reads stdin nor
+/// opens the capture device: `None` then.
+fn open_source(s: &Settings, mode: Mode) -> Result<Option<Box<dyn Source>>> {
     Ok(match &s.source {
-        SourceSettings::File { path, speed } => Box::new(FileSource::open(path, *speed)?),
+        SourceSettings::File { path, speed } => Some(Box::new(FileSource::open(path, *speed)?)),
+        SourceSettings::Stdin { .. } if mode == Mode::Check => None,
         SourceSettings::Stdin {
             format,
             rate,
             channels,
-        } => Box::new(StdinSource::open(*format, *rate, *channels)?),
+        } => Some(Box::new(StdinSource::open(*format, *rate, *channels)?)),
         #[cfg(feature = "mic")]
-        SourceSettings::Mic { device } => Box::new(crate::source::mic::MicSource::open(
+        SourceSettings::Mic { .. } if mode == Mode::Check => None,
+        #[cfg(feature = "mic")]
+        SourceSettings::Mic { device } => Some(Box::new(crate::source::mic::MicSource::open(
             device.as_deref(),
             Duration::from_secs_f64(s.watchdog_seconds),
-        )?),
+        )?)),
         #[cfg(not(feature = "mic"))]
         SourceSettings::Mic { .. } => {
             return Err(anyhow!(
@@ -218,44 +311,46 @@ fn open_source(s: &Settings) -> Result<Box<dyn Source>> {
     })
 }
 
+/// `--check-config`: every start-up stage in [`Mode::Check`], then the effective settings on
+/// stdout. The exit status is what start-up would have failed with.
+fn check_config(settings: &Settings) -> Result<u8, Fatal> {
+    let ready = model(settings)?;
+    open_source(settings, Mode::Check).map_err(Fatal::input)?;
+    sinks(settings, Mode::Check).map_err(Fatal::input)?;
+    print!("{}", show::render(settings, &ready.resolved));
+    Ok(0)
+}
+
 /// `earshot listen`.
 pub fn run(args: &ListenArgs) -> Result<u8, Fatal> {
     let settings = settings(args).map_err(Fatal::usage)?;
+    log::debug!("settings: {settings:?}");
     if args.check_config {
-        println!("{settings:#?}");
-        return Ok(0);
+        return check_config(&settings);
     }
     // Installed before the (slow) model load: a signal during start-up is a clean stop too.
     let stop = install_signal_handlers().map_err(Fatal::input)?;
-    let model = load_model(settings.bundle.as_deref(), settings.captions.window_seconds)?;
-    let captioner = Captioner::new(model.clone(), settings.beam).map_err(Fatal::model)?;
-    let rate = model.sample_rate();
-    let window_samples = captioner.window_samples();
-    let window_s = window_samples as f64 / f64::from(rate);
-    let hop_s = hop_seconds(&settings.captions, window_s, model.manifest.hop_seconds)
-        .map_err(Fatal::usage)?;
-    let hop_samples = model.manifest.samples_for_seconds(hop_s).max(1);
-    let params = LiveParams {
-        model_rate: rate,
-        window_samples,
-        hop_samples,
-        gate_dbfs: settings.captions.gate_dbfs,
-        holdoff_seconds: settings.captions.holdoff_seconds,
-        similarity: settings.captions.similarity,
-        queue_windows: settings.captions.queue_windows,
-        ring_seconds: settings.ring_seconds,
-        health_every: settings.output.health_seconds.map(Duration::from_secs_f64),
-    };
-    let mut source = open_source(&settings).map_err(Fatal::input)?;
-    let sinks = sinks(&settings).map_err(Fatal::input)?;
+    let Ready {
+        model,
+        captioner,
+        params,
+        resolved,
+    } = model(&settings)?;
+    drop(model);
+    let mut source = open_source(&settings, Mode::Start)
+        .map_err(Fatal::input)?
+        .ok_or_else(|| Fatal::input(anyhow!("no source opened")))?;
+    let sinks = sinks(&settings, Mode::Start).map_err(Fatal::input)?;
     let n_sinks = sinks.len();
     // One start-up line on stderr (the journal under systemd): what is being listened to.
     eprintln!(
-        "earshot: listening on {} ({} Hz, {} ch): {window_s:.1} s windows every {hop_s:.1} s, \
+        "earshot: listening on {} ({} Hz, {} ch): {:.1} s windows every {:.1} s, \
          {} output(s); SIGINT/SIGTERM stops",
         source.name(),
         source.format().sample_rate,
         source.format().channels,
+        resolved.window_seconds,
+        resolved.hop_seconds,
         n_sinks
     );
     match live::run(source.as_mut(), params, Box::new(captioner), sinks, &stop) {

@@ -2,7 +2,9 @@
 //! [`bench`] (with its report in [`bench_report`]) and [`devices`]. Each `run` returns the
 //! process exit status; an error that ends the whole command is a [`Fatal`], mapped by `main`.
 //! Every exit code is defined here, and the environment is read here (`$EARSHOT_MODEL`,
-//! `$EARSHOT_DECODER_PLAN`, `$EARSHOT_DECODER_CACHE`) and passed down as options.
+//! `$EARSHOT_DECODER_PLAN`, `$EARSHOT_DECODER_CACHE`, and for `listen`'s config
+//! `$EARSHOT_MQTT_PASSWORD` or the variable `mqtt.password_env` names, through [`env_var`])
+//! and passed down as options.
 
 pub mod bench;
 pub mod bench_report;
@@ -13,7 +15,7 @@ pub mod listen;
 
 use crate::model::resolve::{self, Origin};
 use crate::model::tract::DecoderMode;
-use crate::model::{LoadOptions, Model};
+use crate::model::{LoadOptions, Model, WindowRejected};
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -57,6 +59,25 @@ impl Fatal {
             error,
         }
     }
+
+    /// A model load refused for the window asked for ([`WindowRejected`]) becomes a usage
+    /// error naming `key`, the flag or config key that chose the window; any other failure
+    /// stays as it is.
+    pub fn window_named(self, key: &str) -> Fatal {
+        match self.error.downcast_ref::<WindowRejected>() {
+            Some(w) => {
+                log::debug!("{:#}", self.error);
+                Fatal::usage(anyhow!("invalid setting `{key}`: {w}"))
+            }
+            None => self,
+        }
+    }
+}
+
+/// An environment variable for the configuration (`$EARSHOT_MQTT_PASSWORD`, the variable
+/// `mqtt.password_env` names): config validation reads the environment only through this.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// One line of text for an error chain (`a: b: c`), without line breaks.

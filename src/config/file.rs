@@ -2,6 +2,7 @@
 //! file and command-line overrides are merged first and then validated by one code path
 //! ([`super::validate`]).
 
+use crate::sink::Secret;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -88,7 +89,13 @@ pub struct RawMqtt {
     pub keep_alive_seconds: Option<f64>,
     pub reconnect_seconds: Option<f64>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    /// Never printed (a [`Secret`]); better kept out of the file: `password_file` or
+    /// `password_env`.
+    pub password: Option<Secret>,
+    /// A file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// The environment variable holding the password.
+    pub password_env: Option<String>,
 }
 
 /// 1-based line of byte `offset` and the dotted key written there (`section.key`), found from
@@ -164,7 +171,8 @@ impl RawConfig {
         take!(output: stdout, jsonl_file, text_file, health_seconds);
         take!(serial: device, baud, format);
         take!(mqtt: host, port, topic, health_topic, qos, retain, client_id,
-              keep_alive_seconds, reconnect_seconds, username, password);
+              keep_alive_seconds, reconnect_seconds, username, password, password_file,
+              password_env);
         self
     }
 }
@@ -203,6 +211,22 @@ mod tests {
         assert!(err.starts_with("line 1: `board`"), "{err}");
         let err = RawConfig::parse("[mqtt\n").unwrap_err().to_string();
         assert!(err.starts_with("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_password_value_is_not_echoed() {
+        for toml in [
+            "[mqtt]\npassword = 1234567\n",
+            "[mqtt]\npassword = [\"1234567\"]\n",
+        ] {
+            let err = RawConfig::parse(toml).unwrap_err().to_string();
+            assert!(
+                err.contains("mqtt.password") && !err.contains("1234567"),
+                "{err}"
+            );
+        }
+        let c = RawConfig::parse("[mqtt]\npassword = \"1234567\"\n").unwrap();
+        assert!(!format!("{c:?}").contains("1234567"));
     }
 
     #[test]

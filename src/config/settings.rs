@@ -64,4 +64,7 @@ pub struct Settings {
     pub output: OutputSettings,
     pub serial: Option<SerialSettings>,
     pub mqtt: Option<MqttSettings>,
+    /// Where `mqtt.password` came from (`mqtt.password_file /etc/earshot/mqtt.pw`,
+    /// `$EARSHOT_MQTT_PASSWORD`, ...); the password itself prints as `<redacted>`.
+    pub mqtt_password_from: Option<String>,
 }

@@ -2,7 +2,7 @@
 
 use super::backend::{EncoderDecoder, Memory};
 use super::manifest::{Manifest, MemoryLen};
-use super::tract::{DecoderMode, TractBackend};
+use super::tract::{DecoderMode, FixedTimeAxis, TractBackend};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,24 @@ impl Default for LoadOptions {
         }
     }
 }
+
+/// The window asked for in [`LoadOptions::window_seconds`] does not suit this model: a mistake
+/// in a setting, not a broken bundle. It sits in the error chain of [`Model::load`]
+/// (`anyhow::Error::downcast_ref`), so that the commands report it as a usage error naming
+/// their own flag or key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRejected {
+    pub window_seconds: f64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for WindowRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} s: {}", self.window_seconds, self.reason)
+    }
+}
+
+impl std::error::Error for WindowRejected {}
 
 /// Summary of a loaded model, for `earshot info` and logs.
 #[derive(Debug, Clone)]
@@ -112,16 +130,18 @@ impl Model {
             manifest.decoder.vocab_size
         );
         let window_seconds = opts.window_seconds.unwrap_or(manifest.window_seconds);
-        ensure!(
-            window_seconds.is_finite() && window_seconds > 0.0,
-            "window must be > 0 seconds"
-        );
+        let rejected = |reason: &str| WindowRejected {
+            window_seconds,
+            reason: reason.to_string(),
+        };
+        if !(window_seconds.is_finite() && window_seconds > 0.0) {
+            return Err(rejected("the window must be > 0 seconds").into());
+        }
         let window_samples = manifest.samples_for_seconds(window_seconds);
         let frames = manifest.frontend.frames_for_len(window_samples);
-        ensure!(
-            frames > 0 && window_samples > manifest.frontend.n_fft / 2,
-            "window of {window_seconds} s is too short for this model"
-        );
+        if frames == 0 || window_samples <= manifest.frontend.n_fft / 2 {
+            return Err(rejected("too short for this model").into());
+        }
         let backend = TractBackend::load(
             dir,
             &manifest.encoder,
@@ -132,7 +152,15 @@ impl Model {
             opts.decoder_cache,
             manifest.tags.as_ref().map(|t| t.output.as_str()),
         )
-        .with_context(|| format!("bundle {}", dir.display()))?;
+        .map_err(|e| {
+            let own = manifest.window_seconds;
+            match e.downcast_ref::<FixedTimeAxis>() {
+                Some(_) => e.context(rejected(&format!(
+                    "this model accepts only its own window of {own} s"
+                ))),
+                None => e.context(format!("bundle {}", dir.display())),
+            }
+        })?;
         let tag_labels = match (&manifest.tags, backend.tags_len()) {
             (Some(spec), Some(k)) => super::tags::read_labels(dir, spec, k)
                 .with_context(|| format!("bundle {}", dir.display()))?,

@@ -23,6 +23,6 @@ pub mod tags;
 pub mod tract;
 
 pub use backend::{EncoderDecoder, Logits, Memory};
-pub use bundle::{LoadOptions, Model, ModelSummary};
+pub use bundle::{LoadOptions, Model, ModelSummary, WindowRejected};
 pub use captioner::{Caption, Captioner, Timings, WindowCaptioner};
 pub use manifest::Manifest;

@@ -5,6 +5,7 @@
 //! every queued message has been written (QoS 0) or acknowledged (QoS 1/2).
 
 use super::event::{Event, EventSink};
+use super::secret::Secret;
 use anyhow::{anyhow, Result};
 use rumqttc::{Client, Event as MqEvent, Incoming, MqttOptions, Outgoing, QoS};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +26,17 @@ pub struct MqttSettings {
     pub keep_alive_seconds: f64,
     pub reconnect_seconds: f64,
     pub username: Option<String>,
-    pub password: Option<String>,
+    /// From `mqtt.password`, `mqtt.password_file` or an environment variable; never printed.
+    pub password: Option<Secret>,
+}
+
+impl MqttSettings {
+    /// The topic of health reports and the summary: `health_topic`, else `<topic>/health`.
+    pub fn effective_health_topic(&self) -> String {
+        self.health_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}/health", self.topic))
+    }
 }
 
 /// Messages the client may hold while the broker is unreachable.
@@ -65,7 +76,8 @@ impl MqttSink {
         let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
         opts.set_keep_alive(Duration::from_secs_f64(s.keep_alive_seconds));
         if let Some(user) = &s.username {
-            opts.set_credentials(user.clone(), s.password.clone().unwrap_or_default());
+            let password = s.password.as_ref().map(Secret::expose).unwrap_or_default();
+            opts.set_credentials(user.clone(), password);
         }
         let (client, mut connection) = Client::new(opts, QUEUE);
         let progress = Arc::new(Progress::default());
@@ -122,10 +134,7 @@ impl MqttSink {
                     }
                 }
             })?;
-        let health_topic = s
-            .health_topic
-            .clone()
-            .unwrap_or_else(|| format!("{}/health", s.topic));
+        let health_topic = s.effective_health_topic();
         Ok(MqttSink {
             client,
             settings: s.clone(),

@@ -48,10 +48,11 @@ pub fn shared_dir() -> PathBuf {
 }
 
 /// Environment variables that would change what the binary does under test.
-const SCRUBBED_ENV: [&str; 4] = [
+const SCRUBBED_ENV: [&str; 5] = [
     "EARSHOT_MODEL",
     "EARSHOT_DECODER_PLAN",
     "EARSHOT_DECODER_CACHE",
+    "EARSHOT_MQTT_PASSWORD",
     "RUST_LOG",
 ];
 

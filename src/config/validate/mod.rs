@@ -1,7 +1,9 @@
 //! The one validation path for `earshot listen` settings (file and CLI alike): [`validate`]
 //! applies the board layer and calls one function per section — `[source]` and `[captions]` in
 //! `source.rs`, `[output]`, `[serial]` and `[mqtt]` in `outputs.rs` — over the shared field rules
-//! and defaults of `rules.rs`; each error names its key.
+//! and defaults of `rules.rs`; each error names its key. Secrets come in as
+//! [`crate::sink::Secret`]s and stay redacted; the environment (for `$EARSHOT_MQTT_PASSWORD`
+//! and `mqtt.password_env`) is read through the [`Env`] the command passes.
 
 mod outputs;
 pub mod rules;
@@ -11,12 +13,14 @@ use super::file::RawConfig;
 use super::settings::*;
 use anyhow::{bail, Result};
 use outputs::{mqtt, output, serial};
+pub use rules::Env;
 use rules::{bad, non_empty, ranged_int};
 use source::{captions, source};
 
 /// Validates merged raw settings (config file with the command line over it). A `board`
-/// profile supplies defaults for whatever neither of them set.
-pub fn validate(raw: RawConfig) -> Result<Settings> {
+/// profile supplies defaults for whatever neither of them set; `env` reads environment
+/// variables.
+pub fn validate(raw: RawConfig, env: Env) -> Result<Settings> {
     let board = non_empty("board", raw.board.clone())?;
     let raw = match &board {
         Some(name) => super::board::BoardProfile::by_name(name)
@@ -29,7 +33,7 @@ pub fn validate(raw: RawConfig) -> Result<Settings> {
     let captions = captions(raw.captions)?;
     let output = output(raw.output)?;
     let serial = serial(raw.serial)?;
-    let mqtt = mqtt(raw.mqtt)?;
+    let (mqtt, mqtt_password_from) = mqtt(raw.mqtt, env)?;
     if output.stdout.is_none()
         && output.jsonl_file.is_none()
         && output.text_file.is_none()
@@ -52,6 +56,7 @@ pub fn validate(raw: RawConfig) -> Result<Settings> {
         output,
         serial,
         mqtt,
+        mqtt_password_from,
     })
 }
 
@@ -76,7 +81,7 @@ mod tests {
     use crate::sink::format::LineFormat;
 
     fn v(toml: &str) -> Result<Settings> {
-        validate(RawConfig::parse(toml)?)
+        validate(RawConfig::parse(toml)?, &|_| None)
     }
 
     #[test]
@@ -193,6 +198,119 @@ mod tests {
         assert_eq!(s.captions.hop_seconds, Some(1.5));
         let err = v("board = \"pi2\"").unwrap_err().to_string();
         assert!(err.contains("`board`") && err.contains("pi4"), "{err}");
+    }
+
+    fn with_env(toml: &str, env: &[(&str, &str)]) -> Result<Settings> {
+        let lookup = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        validate(RawConfig::parse(toml)?, &lookup)
+    }
+
+    fn password(s: &Settings) -> Option<&str> {
+        s.mqtt.as_ref()?.password.as_ref().map(|p| p.expose())
+    }
+
+    #[test]
+    fn the_mqtt_password_comes_from_one_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from file\r\nsecond line\n").unwrap();
+        let base = "[mqtt]\nhost = \"h\"\nusername = \"u\"\n";
+        let env = [
+            ("EARSHOT_MQTT_PASSWORD", "from default"),
+            ("PW", "from var"),
+        ];
+        let s = with_env(&format!("{base}password = \"inline\""), &env).unwrap();
+        assert_eq!(password(&s), Some("inline"));
+        assert_eq!(s.mqtt_password_from.as_deref(), Some("mqtt.password"));
+        let toml = format!("{base}password_file = \"{}\"", file.display());
+        let s = with_env(&toml, &env).unwrap();
+        assert_eq!(
+            password(&s),
+            Some("from file"),
+            "the first line, without CR LF"
+        );
+        let s = with_env(&format!("{base}password_env = \"PW\""), &env).unwrap();
+        assert_eq!(password(&s), Some("from var"));
+        assert_eq!(s.mqtt_password_from.as_deref(), Some("$PW"));
+        let s = with_env(base, &env).unwrap();
+        assert_eq!(password(&s), Some("from default"));
+        assert_eq!(password(&with_env(base, &[]).unwrap()), None);
+        // Without a user the default variable is ignored; an explicit password is an error.
+        let s = with_env("[mqtt]\nhost = \"h\"", &env).unwrap();
+        assert_eq!(password(&s), None);
+        let err = with_env("[mqtt]\nhost = \"h\"\npassword_env = \"PW\"", &env).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`mqtt.password_env`: needs mqtt.username"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_password_settings_name_the_key_and_never_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\nhunter2\n").unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, "hunter2".repeat(10_000)).unwrap();
+        let base = "[mqtt]\nhost = \"h\"\nusername = \"u\"\n";
+        let env = [("EMPTY", "")];
+        for (extra, key) in [
+            (
+                "password = \"hunter2\"\npassword_env = \"X\"".to_string(),
+                "mqtt.password_env",
+            ),
+            ("password = \"\"".to_string(), "mqtt.password"),
+            (
+                "password_env = \"NOT_SET\"".to_string(),
+                "mqtt.password_env",
+            ),
+            ("password_env = \"EMPTY\"".to_string(), "mqtt.password_env"),
+            ("password_env = \" \"".to_string(), "mqtt.password_env"),
+            (
+                format!("password_file = \"{}\"", empty.display()),
+                "mqtt.password_file",
+            ),
+            (
+                format!("password_file = \"{}\"", big.display()),
+                "mqtt.password_file",
+            ),
+            (
+                format!("password_file = \"{}\"", dir.path().join("none").display()),
+                "mqtt.password_file",
+            ),
+            (
+                format!("password_file = \"{}\"", dir.path().display()),
+                "mqtt.password_file",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                with_env(&format!("{base}{extra}"), &env).unwrap_err()
+            );
+            assert!(err.contains(key), "{extra}: {err}");
+            assert!(!err.contains("hunter2"), "{extra}: {err}");
+        }
+        // A password with no broker is a mistake too.
+        let err = v("[mqtt]\npassword = \"hunter2\"").unwrap_err().to_string();
+        assert!(
+            err.contains("mqtt.host") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn settings_debug_never_shows_the_password() {
+        let s = v("[mqtt]\nhost = \"h\"\nusername = \"u\"\npassword = \"hunter2\"").unwrap();
+        let dump = format!("{s:?} {s:#?}");
+        assert!(
+            !dump.contains("hunter2") && dump.contains("<redacted>"),
+            "{dump}"
+        );
     }
 
     #[test]

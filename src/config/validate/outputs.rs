@@ -1,13 +1,18 @@
-//! `[output]`, `[serial]` and `[mqtt]`: where captions go.
+//! `[output]`, `[serial]` and `[mqtt]`: where captions go, and where the MQTT password comes
+//! from ([`mqtt_password`]).
 
-use super::rules::{bad, line_format, non_empty, positive, ranged_int};
+use super::rules::{bad, line_format, non_empty, positive, ranged_int, Env};
 use super::rules::{DEFAULT_HEALTH_SECONDS, DEFAULT_MQTT_PORT, DEFAULT_MQTT_TOPIC};
+use super::rules::{MAX_PASSWORD_FILE_BYTES, MQTT_PASSWORD_ENV};
 use crate::config::file::{RawMqtt, RawOutput, RawSerial};
 use crate::config::settings::OutputSettings;
 use crate::sink::format::LineFormat;
 use crate::sink::mqtt::MqttSettings;
 use crate::sink::serial::SerialSettings;
+use crate::sink::Secret;
 use anyhow::Result;
+use std::io::Read;
+use std::path::Path;
 
 /// `[output]`.
 pub(super) fn output(o: RawOutput) -> Result<OutputSettings> {
@@ -69,22 +74,27 @@ pub(super) fn serial(sr: RawSerial) -> Result<Option<SerialSettings>> {
     })
 }
 
-/// `[mqtt]` (`None`: no MQTT sink).
-pub(super) fn mqtt(m: RawMqtt) -> Result<Option<MqttSettings>> {
+/// `[mqtt]` (`None`: no MQTT sink), with where its password came from (for the report of
+/// `--check-config`; never the password itself).
+pub(super) fn mqtt(m: RawMqtt, env: Env) -> Result<(Option<MqttSettings>, Option<String>)> {
     Ok(match non_empty("mqtt.host", m.host)? {
         None => {
             let set = m.port.is_some()
                 || m.topic.is_some()
                 || m.qos.is_some()
                 || m.retain.is_some()
-                || m.client_id.is_some();
+                || m.client_id.is_some()
+                || m.username.is_some()
+                || m.password.is_some()
+                || m.password_file.is_some()
+                || m.password_env.is_some();
             if set {
                 return Err(bad(
                     "mqtt.host",
                     "is required when other [mqtt] keys are set",
                 ));
             }
-            None
+            (None, None)
         }
         Some(host) => {
             let topic =
@@ -107,15 +117,21 @@ pub(super) fn mqtt(m: RawMqtt) -> Result<Option<MqttSettings>> {
             if client_id.len() > 23 {
                 log::debug!("mqtt.client_id is longer than 23 bytes; some brokers reject that");
             }
-            if m.password.is_some() && m.username.is_none() {
-                return Err(bad("mqtt.password", "needs mqtt.username"));
-            }
+            let username = non_empty("mqtt.username", m.username)?;
+            let (password, password_from) = mqtt_password(
+                m.password,
+                m.password_file,
+                m.password_env,
+                username.is_some(),
+                env,
+            )?
+            .unzip();
             let keep_alive_seconds =
                 positive("mqtt.keep_alive_seconds", m.keep_alive_seconds, 30.0)?;
             if keep_alive_seconds < 5.0 {
                 return Err(bad("mqtt.keep_alive_seconds", "must be at least 5"));
             }
-            Some(MqttSettings {
+            let settings = MqttSettings {
                 host,
                 port: ranged_int("mqtt.port", m.port, 1, 65535)?
                     .map_or(DEFAULT_MQTT_PORT, |p| p as u16),
@@ -126,9 +142,106 @@ pub(super) fn mqtt(m: RawMqtt) -> Result<Option<MqttSettings>> {
                 client_id,
                 keep_alive_seconds,
                 reconnect_seconds: positive("mqtt.reconnect_seconds", m.reconnect_seconds, 5.0)?,
-                username: m.username,
-                password: m.password,
-            })
+                username,
+                password,
+            };
+            (Some(settings), password_from)
         }
     })
+}
+
+/// The MQTT password and where it came from: at most one of `mqtt.password` (inline),
+/// `mqtt.password_file` (the file's first line) and `mqtt.password_env` (that variable); with
+/// none of them, `$EARSHOT_MQTT_PASSWORD` when it is set. A password needs `mqtt.username`
+/// (`has_user`); the variable is only a default for a configured user. Errors name the key and
+/// the file or variable, never the password.
+fn mqtt_password(
+    inline: Option<Secret>,
+    file: Option<std::path::PathBuf>,
+    var: Option<String>,
+    has_user: bool,
+    env: Env,
+) -> Result<Option<(Secret, String)>> {
+    let given: Vec<&str> = [
+        inline.as_ref().map(|_| "mqtt.password"),
+        file.as_ref().map(|_| "mqtt.password_file"),
+        var.as_ref().map(|_| "mqtt.password_env"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() > 1 {
+        return Err(bad(
+            given[1],
+            format!("cannot be combined with {} (set one of them)", given[0]),
+        ));
+    }
+    if let (Some(key), false) = (given.first(), has_user) {
+        return Err(bad(key, "needs mqtt.username"));
+    }
+    if let Some(p) = inline {
+        if p.expose().is_empty() {
+            return Err(bad("mqtt.password", "must not be empty"));
+        }
+        return Ok(Some((p, "mqtt.password".into())));
+    }
+    if let Some(path) = file {
+        let p = read_password_file(&path).map_err(|e| bad("mqtt.password_file", e))?;
+        return Ok(Some((p, format!("mqtt.password_file {}", path.display()))));
+    }
+    if let Some(name) = non_empty("mqtt.password_env", var)? {
+        let name = name.trim();
+        return match env(name) {
+            Some(v) if !v.is_empty() => Ok(Some((Secret::new(v), format!("${name}")))),
+            Some(_) => Err(bad(
+                "mqtt.password_env",
+                format!("environment variable {name} is empty"),
+            )),
+            None => Err(bad(
+                "mqtt.password_env",
+                format!("environment variable {name} is not set"),
+            )),
+        };
+    }
+    if !has_user {
+        return Ok(None);
+    }
+    Ok(env(MQTT_PASSWORD_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|v| (Secret::new(v), format!("${MQTT_PASSWORD_ENV}"))))
+}
+
+/// The first line of a password file (at most [`MAX_PASSWORD_FILE_BYTES`], UTF-8, not empty).
+/// A file that other users may read is used, with a warning.
+fn read_password_file(path: &Path) -> Result<Secret, String> {
+    let shown = path.display();
+    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o004 != 0 {
+            log::warn!("mqtt.password_file {shown} is readable by every user (chmod o-r)");
+        }
+    }
+    let mut bytes = Vec::new();
+    (&mut f)
+        .take(MAX_PASSWORD_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_PASSWORD_FILE_BYTES {
+        return Err(format!(
+            "{shown} is larger than {MAX_PASSWORD_FILE_BYTES} bytes (expected one line)"
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| format!("{shown} is not UTF-8 text"))?;
+    match text.lines().next() {
+        Some(line) if !line.is_empty() => Ok(Secret::new(line)),
+        _ => Err(format!("the first line of {shown} is empty")),
+    }
 }

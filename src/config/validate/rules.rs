@@ -13,6 +13,14 @@ pub const DEFAULT_WATCHDOG_SECONDS: f64 = 5.0;
 pub const DEFAULT_HEALTH_SECONDS: f64 = 60.0;
 pub const DEFAULT_MQTT_PORT: u16 = 1883;
 pub const DEFAULT_MQTT_TOPIC: &str = "earshot/captions";
+/// The environment variable read for the MQTT password when no `mqtt.password*` key is set.
+pub const MQTT_PASSWORD_ENV: &str = "EARSHOT_MQTT_PASSWORD";
+/// A password file is one line; anything longer than this is not one.
+pub const MAX_PASSWORD_FILE_BYTES: u64 = 64 * 1024;
+
+/// How validation reads an environment variable. The environment is read only by the commands
+/// (`commands::env_var`); tests pass a closure.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 pub fn bad(key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("invalid setting `{key}`: {msg}")

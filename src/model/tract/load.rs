@@ -161,6 +161,18 @@ fn tags_width(typed: &TypedModel, file: &str, name: &str) -> Result<usize> {
     }
 }
 
+/// The context of the error when the encoder graph fixes its time axis to the manifest's window
+/// and another was asked for (the bundle loader turns it into a
+/// [`crate::model::bundle::WindowRejected`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedTimeAxis;
+
+impl std::fmt::Display for FixedTimeAxis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the encoder's time axis is fixed to the manifest's window")
+    }
+}
+
 /// Loads the encoder with a concrete `[1, n_mels, frames]` input and optimises it once; checks
 /// the declared input and the output against the manifest. `tags_output`: the name of the
 /// encoder's tag-logits output (manifest section `tags`), computed as the second output.
@@ -188,20 +200,18 @@ pub(super) fn encoder(
         // The time axis may be fixed in the ONNX graph only for the manifest's window.
         Some(frames as i64),
     ];
-    check_declared(
+    let declared = check_declared(
         &enc.file,
         &format!("input {:?}", enc.input),
         declared_dims(model.input_fact(ix)?),
         &wanted,
-    )
-    .with_context(|| {
-        if frames != manifest_frames {
-            "this encoder only accepts the manifest's window length; run without --window"
-                .to_string()
-        } else {
-            "wrong tensor shape".to_string()
-        }
-    })?;
+    );
+    if frames != manifest_frames {
+        // A fixed time axis: the window chosen is the mistake, not the bundle.
+        declared.context(FixedTimeAxis)?;
+    } else {
+        declared.context("wrong tensor shape")?;
+    }
     model.set_input_fact(ix, InferenceFact::dt_shape(f32::datum_type(), mel_shape))?;
     select_encoder_outputs(&mut model, enc, tags_output)?;
     let typed = model

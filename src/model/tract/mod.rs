@@ -15,7 +15,7 @@ use tract_onnx::prelude::*;
 
 mod load;
 
-pub use load::DecoderMode;
+pub use load::{DecoderMode, FixedTimeAxis};
 use load::{DecoderPlans, Plan};
 
 pub struct TractBackend {
