@@ -67,6 +67,13 @@ impl AudioDecoder {
         Self::from_source(Box::new(file), ext)
     }
 
+    /// Reads standard input (`earshot caption -`): a pipe is read as an unseekable stream, the
+    /// content decides the format.
+    pub fn open_stdin() -> Result<AudioDecoder> {
+        let stdin = symphonia::core::io::ReadOnlySource::new(std::io::stdin());
+        Self::from_source(Box::new(stdin), None)
+    }
+
     /// Opens any media source (used by tests to stream synthetic files of any length).
     pub fn from_source(source: Box<dyn MediaSource>, ext_hint: Option<&str>) -> Result<Self> {
         let mss = MediaSourceStream::new(source, Default::default());
