@@ -106,7 +106,8 @@ fn text_and_jsonl_formats() {
         Some(&b),
     );
     // Only models with a symbolic time axis accept another window; fixed ones must say so.
-    if r.code == 3 {
+    // (issue 13 item 11: a usage error, exit 2, no longer exit 3)
+    if r.code == 2 {
         assert!(r.stderr.contains("window"), "{}", r.stderr);
         return;
     }
@@ -185,7 +186,8 @@ fn bad_input(bad: &Path, keyword: &str) {
     );
     assert!(r.stdout.contains("first.wav: ["), "{}", r.stdout);
     assert!(r.stdout.contains("last.wav: ["), "{}", r.stdout);
-    assert!(!r.stdout.contains(&s(bad)), "{}", r.stdout);
+    // Issue 13 item 4: the readable part of a truncated or corrupt file is captioned too.
+    let _ = bad;
 }
 
 #[test]
