@@ -186,7 +186,8 @@ fn bad_input(bad: &Path, keyword: &str) {
     );
     assert!(r.stdout.contains("first.wav: ["), "{}", r.stdout);
     assert!(r.stdout.contains("last.wav: ["), "{}", r.stdout);
-    assert!(!r.stdout.contains(&s(bad)), "{}", r.stdout);
+    // Issue 13 item 4: the readable part of a truncated or corrupt file is captioned too.
+    let _ = bad;
 }
 
 #[test]

@@ -8,7 +8,7 @@ use earshot::live::{self, LiveParams};
 use earshot::sink::mqtt::{MqttSettings, MqttSink};
 use earshot::sink::{Event, EventSink, HealthEvent, LiveCaption};
 use earshot::source::stdin::StdinSource;
-use earshot::{Caption, CaptionEvent, Timings};
+use earshot::{Caption, CaptionEvent};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 use support::broker::{free_port, start_broker, subscribe};
@@ -37,6 +37,7 @@ fn stdin_faster_than_real_time_drops_no_window() {
     model.numbered = true;
     let params = LiveParams {
         gate_dbfs: None,
+        holdoff_seconds: 0.0, // every window's caption is printed, none de-duplicated
         ..live_params(2.0, 0.5)
     };
     let mem = MemorySink::default();
@@ -66,9 +67,7 @@ fn caption(n: usize) -> Event {
             end: n as f64 + 10.0,
             caption: Caption {
                 text: format!("caption {n}"),
-                token_ids: vec![],
-                timings: Timings::default(),
-                ..Default::default()
+                ..Caption::default()
             },
         },
         timestamp: SystemTime::now(),

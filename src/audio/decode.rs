@@ -504,6 +504,13 @@ impl AudioDecoder {
         Self::open_source(name, Box::new(Stream(file)))
     }
 
+    /// Reads standard input (`earshot caption -`): a pipe is read as an unseekable stream, the
+    /// content decides the format.
+    pub fn open_stdin() -> Result<AudioDecoder> {
+        let stdin = symphonia::core::io::ReadOnlySource::new(std::io::stdin());
+        Self::open_source("standard input".into(), Box::new(stdin))
+    }
+
     /// Opens any media source (tests stream synthetic files of any length through this). The
     /// hint is not needed: the content decides.
     pub fn from_source(source: Box<dyn MediaSource>, _ext_hint: Option<&str>) -> Result<Self> {

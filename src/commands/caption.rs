@@ -4,15 +4,23 @@
 //! ([`Event::FileCaption`], printed by [`crate::sink::format`] like every other caption line).
 //! Captions are emitted as soon as each window is done, so they appear while a long file is
 //! still being read; memory is bounded by one packet, one resampler chunk and one window.
+//!
+//! `-` reads standard input. A file that ends in a decode error still gets the captions of its
+//! readable part, the last partial window included, before its error line. Output closed by its
+//! reader (`| head -1`) ends the run quietly with status 0, as a Unix tool would; standard output
+//! closed from the start (`>&-`) is an error.
 
 use super::{guarded_input, load_model, one_line, Fatal, ModelArgs, EXIT_INPUT_FAILED};
 use crate::audio::decode::{AudioDecoder, StreamInfo};
 use crate::audio::stream::WindowStream;
 use crate::audio::window::Window;
+use crate::config::validate::hop_seconds;
+use crate::config::CaptionSettings;
 use crate::model::{Captioner, WindowCaptioner};
 use crate::sink::format::format_time;
+use crate::sink::line::{output_gone, stdout_open};
 use crate::sink::{CaptionEvent, Event, EventSink, FormatOptions, LineFormat, LineSink};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -29,7 +37,7 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct CaptionArgs {
-    /// Audio files to caption
+    /// Audio files to caption (`-`: standard input)
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
 
@@ -91,7 +99,10 @@ pub fn caption_file(
     hop_samples: usize,
     sink: &mut dyn EventSink,
 ) -> Result<FileReport> {
-    let mut decoder = AudioDecoder::open(path)?;
+    let mut decoder = match path.as_os_str() == "-" {
+        true => AudioDecoder::open_stdin()?,
+        false => AudioDecoder::open(path)?,
+    };
     let info = decoder.info().clone();
     log::debug!("{}: {:?}", path.display(), info);
     let mut stream = WindowStream::new(
@@ -100,7 +111,10 @@ pub fn caption_file(
         captioner.window_samples(),
         hop_samples,
     )?;
-    let source = path.display().to_string();
+    let source = match path.as_os_str() == "-" {
+        true => "stdin".to_string(),
+        false => path.display().to_string(),
+    };
     let mut windows = 0usize;
     let mut emit = |w: Window<'_>| -> Result<()> {
         let start = w.start as f64 / f64::from(rate);
@@ -125,11 +139,28 @@ pub fn caption_file(
             caption,
         }))
     };
-    while let Some(chunk) = decoder.next_chunk()? {
+    // A decode error ends the file, but the part read before it is still captioned (the last,
+    // partial window too); the error is returned after that.
+    let mut failure = None;
+    loop {
+        let chunk = match decoder.next_chunk() {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
         stream.push(chunk, &mut emit)?;
     }
     let frames = decoder.frames_decoded();
     let duration = frames as f64 / f64::from(info.sample_rate);
+    if let Some(e) = failure {
+        if duration >= MIN_AUDIO_SECONDS {
+            stream.finish(&mut emit)?;
+        }
+        return Err(e);
+    }
     if frames == 0 {
         bail!("no audio: the file contains no samples");
     }
@@ -149,13 +180,23 @@ pub fn caption_file(
 
 /// `earshot caption`.
 pub fn run(args: &CaptionArgs) -> Result<u8, Fatal> {
+    if !stdout_open() {
+        return Err(Fatal::input(anyhow!(
+            "standard output (stdout) is closed: nowhere to write the captions"
+        )));
+    }
     let model = load_model(args.model.model.as_deref(), args.window)
         .map_err(|f| f.window_named("--window"))?;
-    let hop_seconds = args.hop.unwrap_or(model.manifest.hop_seconds);
-    let hop = model.manifest.samples_for_seconds(hop_seconds).max(1);
     let mut captioner =
         Captioner::new(model.clone(), args.beam.map(|b| b as usize)).map_err(Fatal::model)?;
     let rate = model.sample_rate();
+    let hop = caption_hop(
+        args,
+        captioner.window_samples(),
+        rate,
+        model.manifest.hop_seconds,
+    )?;
+    let hop = model.manifest.samples_for_seconds(hop).max(1);
     let opts = FormatOptions {
         print_ids: args.print_ids,
         show_source: args.files.len() > 1,
@@ -171,6 +212,10 @@ pub fn run(args: &CaptionArgs) -> Result<u8, Fatal> {
         let t0 = std::time::Instant::now();
         let result = guarded_input(|| caption_file(file, &mut captioner, rate, hop, &mut sink));
         match result {
+            Err(e) if output_gone(&e) => {
+                log::debug!("stdout closed by its reader: {e:#}");
+                return Ok(0);
+            }
             Ok(report) => log::info!(
                 "{}: {:.1} s of {} audio ({} Hz, {} ch), {} windows in {:.0} ms",
                 file.display(),
@@ -187,6 +232,29 @@ pub fn run(args: &CaptionArgs) -> Result<u8, Fatal> {
             }
         }
     }
-    sink.flush().map_err(Fatal::input)?;
+    match sink.flush() {
+        Err(e) if !output_gone(&e) => return Err(Fatal::input(e)),
+        _ => {}
+    }
     Ok(if failed > 0 { EXIT_INPUT_FAILED } else { 0 })
+}
+
+/// The hop in seconds: `--hop`, else the model's; `listen`'s rule (the hop must not exceed the
+/// window, [`hop_seconds`]) applies, a violation is a usage error naming `--hop`.
+fn caption_hop(args: &CaptionArgs, window: usize, rate: u32, model_hop: f64) -> Result<f64, Fatal> {
+    let window_s = window as f64 / f64::from(rate);
+    let asked = CaptionSettings {
+        window_seconds: args.window,
+        hop_seconds: args.hop,
+        gate_dbfs: None,
+        holdoff_seconds: 0.0,
+        similarity: 1.0,
+        queue_windows: 1,
+    };
+    hop_seconds(&asked, window_s, model_hop).map_err(|_| {
+        Fatal::usage(anyhow!(
+            "invalid --hop: {} s is longer than the window ({window_s} s); windows would skip audio",
+            args.hop.unwrap_or(model_hop)
+        ))
+    })
 }

@@ -11,6 +11,7 @@ use crate::config::show::{self, Resolved};
 use crate::config::{self, validate::hop_seconds, RawConfig, Settings, SourceSettings};
 use crate::live::{self, LiveParams};
 use crate::model::{Captioner, Model};
+use crate::sink::line::stdout_open;
 use crate::sink::{file_sink, mqtt::MqttSink, serial::SerialSink, EventSink, LineFormat, LineSink};
 use crate::source::{file::FileSource, stdin::StdinSource, Source};
 use anyhow::{anyhow, Context, Result};
@@ -277,7 +278,10 @@ fn sinks(s: &Settings, mode: Mode) -> Result<Vec<Box<dyn EventSink>>> {
     }
     if let Some(serial) = &s.serial {
         match mode {
-            Mode::Start => out.push(Box::new(SerialSink::open(serial)?)),
+            // `serial.required` makes a port missing at start fatal; otherwise it is retried
+            // (see SerialSink::open_retrying).
+            Mode::Start if serial.required => out.push(Box::new(SerialSink::open(serial)?)),
+            Mode::Start => out.push(Box::new(SerialSink::open_retrying(serial))),
             Mode::Check => {
                 let present = std::fs::metadata(&serial.device)
                     .with_context(|| format!("serial port {}", serial.device));
@@ -296,8 +300,9 @@ fn sinks(s: &Settings, mode: Mode) -> Result<Vec<Box<dyn EventSink>>> {
 }
 
 /// `[source]`. `Check` opens a file source (reading its header) but neither reads stdin nor
-/// opens the capture device: `None` then.
-fn open_source(s: &Settings, mode: Mode) -> Result<Option<Box<dyn Source>>> {
+/// opens the capture device: `None` then. `Start` waits for a missing capture device until it
+/// appears (`None` when `stop` is set first).
+fn open_source(s: &Settings, mode: Mode, stop: &AtomicBool) -> Result<Option<Box<dyn Source>>> {
     Ok(match &s.source {
         SourceSettings::File { path, speed } => Some(Box::new(FileSource::open(path, *speed)?)),
         SourceSettings::Stdin { .. } if mode == Mode::Check => None,
@@ -309,10 +314,24 @@ fn open_source(s: &Settings, mode: Mode) -> Result<Option<Box<dyn Source>>> {
         #[cfg(feature = "mic")]
         SourceSettings::Mic { .. } if mode == Mode::Check => None,
         #[cfg(feature = "mic")]
-        SourceSettings::Mic { device, .. } => Some(Box::new(crate::source::mic::MicSource::open(
+        SourceSettings::Mic {
+            device,
+            required: true,
+        } => Some(Box::new(crate::source::mic::MicSource::open(
             device.as_deref(),
             Duration::from_secs_f64(s.watchdog_seconds),
         )?)),
+        // A capture device missing at start is waited for (`source.device_required` makes it fatal).
+        #[cfg(feature = "mic")]
+        SourceSettings::Mic {
+            device,
+            required: false,
+        } => crate::source::mic::MicSource::open_waiting(
+            device.as_deref(),
+            Duration::from_secs_f64(s.watchdog_seconds),
+            stop,
+        )
+        .map(|m| Box::new(m) as Box<dyn Source>),
         #[cfg(not(feature = "mic"))]
         SourceSettings::Mic { .. } => {
             return Err(anyhow!(
@@ -327,7 +346,7 @@ fn open_source(s: &Settings, mode: Mode) -> Result<Option<Box<dyn Source>>> {
 /// stdout. The exit status is what start-up would have failed with.
 fn check_config(settings: &Settings) -> Result<u8, Fatal> {
     let ready = model(settings)?;
-    open_source(settings, Mode::Check).map_err(Fatal::input)?;
+    open_source(settings, Mode::Check, &AtomicBool::new(false)).map_err(Fatal::input)?;
     sinks(settings, Mode::Check).map_err(Fatal::input)?;
     print!("{}", show::render(settings, &ready.resolved));
     Ok(0)
@@ -337,6 +356,11 @@ fn check_config(settings: &Settings) -> Result<u8, Fatal> {
 pub fn run(args: &ListenArgs) -> Result<u8, Fatal> {
     let settings = settings(args).map_err(Fatal::usage)?;
     log::debug!("settings: {settings:?}");
+    if (settings.output.stdout.is_some() || args.check_config) && !stdout_open() {
+        return Err(Fatal::input(anyhow!(
+            "standard output (stdout) is closed: use --format none to run without it"
+        )));
+    }
     if args.check_config {
         return check_config(&settings);
     }
@@ -349,15 +373,16 @@ pub fn run(args: &ListenArgs) -> Result<u8, Fatal> {
         resolved,
     } = model(&settings)?;
     drop(model);
-    let mut source = open_source(&settings, Mode::Start)
-        .map_err(Fatal::input)?
-        .ok_or_else(|| Fatal::input(anyhow!("no source opened")))?;
+    let Some(mut source) = open_source(&settings, Mode::Start, &stop).map_err(Fatal::input)? else {
+        eprintln!("earshot: stopped while waiting for the capture device");
+        return Ok(0);
+    };
     let sinks = sinks(&settings, Mode::Start).map_err(Fatal::input)?;
     let n_sinks = sinks.len();
     // One start-up line on stderr (the journal under systemd): what is being listened to.
     eprintln!(
         "earshot: listening on {} ({} Hz, {} ch): {:.1} s windows every {:.1} s, \
-         {} output(s); SIGINT/SIGTERM stops",
+         {} output(s); SIGINT/SIGTERM/SIGHUP stops",
         source.name(),
         source.format().sample_rate,
         source.format().channels,
@@ -384,13 +409,15 @@ pub fn run(args: &ListenArgs) -> Result<u8, Fatal> {
     }
 }
 
-/// SIGINT/SIGTERM set the returned flag (finish the window, flush, exit 0); a second signal
-/// while shutting down exits at once with status 1.
+/// SIGINT/SIGTERM/SIGHUP set the returned flag (finish the window, flush, exit 0); a second
+/// signal while shutting down exits at once with status 1. SIGHUP (a closed ssh session,
+/// `systemctl reload`) is a graceful stop, not a reload: under systemd `Restart=` starts
+/// `listen` again with the new config.
 fn install_signal_handlers() -> Result<AtomicBoolHandle> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use signal_hook::flag;
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM] {
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
         // Order matters: the shutdown check runs before the flag is set by this signal.
         flag::register_conditional_shutdown(sig, 1, stop.clone())
             .with_context(|| format!("cannot install handler for signal {sig}"))?;

@@ -21,6 +21,8 @@ pub struct Counters {
     pub suppressed: AtomicU64,
     pub dropped_windows: AtomicU64,
     pub errors: AtomicU64,
+    /// Messages the outputs dropped on their own (a full MQTT outbox), summed over the sinks.
+    pub dropped_messages: AtomicU64,
     /// Source frames read from the ring.
     pub frames_in: AtomicU64,
     /// Largest number of windows waiting at once.
@@ -39,6 +41,7 @@ pub struct Totals {
     pub dropped_windows: u64,
     pub dropped_samples: u64,
     pub errors: u64,
+    pub dropped_messages: u64,
     pub frames_in: u64,
     pub max_queued: u64,
     pub buffers: u64,
@@ -62,6 +65,7 @@ impl Counters {
             dropped_windows: get(&self.dropped_windows),
             dropped_samples: ring.dropped(),
             errors: get(&self.errors),
+            dropped_messages: get(&self.dropped_messages),
             frames_in: get(&self.frames_in),
             max_queued: get(&self.max_queued),
             buffers: get(&self.buffers),
@@ -94,6 +98,7 @@ pub fn report(
         gated: t.gated,
         suppressed: t.suppressed,
         errors: t.errors,
+        dropped_messages: t.dropped_messages,
         cpu_temp_c: if probes { cpu_temp_c() } else { None },
         throttled: if probes { throttled() } else { None },
     }

@@ -1,12 +1,15 @@
 //! The inference thread (`earshot-infer`): [`WindowQueue`] → [`WindowCaptioner`] → [`dedup`]
 //! → every sink at once. A failing sink is counted and logged (with back-off in the log, not in
-//! the pipeline) and never stops the others.
+//! the pipeline) and never stops the others. An output closed by its reader (stdout into
+//! `| head -1`: a broken pipe) is no longer written; when every output is gone the run ends,
+//! as a Unix tool stops when nobody reads it.
 
 use super::dedup;
 use super::health::{self, get, inc, Counters};
 use super::params::LiveParams;
 use super::queue::{Popped, QueuedWindow, WindowQueue};
 use crate::model::WindowCaptioner;
+use crate::sink::line::output_gone;
 use crate::sink::{CaptionEvent, Event, EventSink, HealthEvent, LiveCaption};
 use crate::source::ring::RingStats;
 use anyhow::Result;
@@ -28,12 +31,40 @@ pub struct InferCtx {
 struct SinkSet {
     sinks: Vec<Box<dyn EventSink>>,
     failures: Vec<u64>,
+    /// Closed by its reader: no longer written.
+    gone: Vec<bool>,
 }
 
 impl SinkSet {
+    fn new(sinks: Vec<Box<dyn EventSink>>) -> SinkSet {
+        let n = sinks.len();
+        SinkSet {
+            sinks,
+            failures: vec![0; n],
+            gone: vec![false; n],
+        }
+    }
+
+    /// There were outputs and every one has been closed by its reader.
+    fn all_gone(&self) -> bool {
+        !self.gone.is_empty() && self.gone.iter().all(|&g| g)
+    }
+
     fn emit(&mut self, ev: &Event, counters: &Counters) {
-        for (s, fails) in self.sinks.iter_mut().zip(self.failures.iter_mut()) {
+        let all = self.sinks.iter_mut().zip(self.failures.iter_mut());
+        for ((s, fails), gone) in all.zip(self.gone.iter_mut()) {
+            if *gone {
+                continue;
+            }
             if let Err(e) = s.emit(ev) {
+                if output_gone(&e) {
+                    *gone = true;
+                    log::info!(
+                        "output {} was closed by its reader; no longer written",
+                        s.name()
+                    );
+                    continue;
+                }
                 *fails += 1;
                 inc(&counters.errors);
                 if *fails == 1 || fails.is_power_of_two() {
@@ -43,8 +74,14 @@ impl SinkSet {
         }
     }
 
+    /// Publishes the outputs' own drop counts into the shared counters.
+    fn count_dropped(&self, counters: &Counters) {
+        let n = self.sinks.iter().map(|s| s.dropped()).sum();
+        counters.dropped_messages.store(n, Ordering::Relaxed);
+    }
+
     fn flush(&mut self) {
-        for s in &mut self.sinks {
+        for (s, _) in self.sinks.iter_mut().zip(&self.gone).filter(|(_, &g)| !g) {
             if let Err(e) = s.flush() {
                 log::warn!("output {}: {e:#}", s.name());
             }
@@ -70,16 +107,12 @@ pub fn run(
     mut captioner: Box<dyn WindowCaptioner>,
     sinks: Vec<Box<dyn EventSink>>,
 ) -> Result<()> {
-    let n = sinks.len();
-    let mut sinks = SinkSet {
-        sinks,
-        failures: vec![0; n],
-    };
+    let mut sinks = SinkSet::new(sinks);
     let mut dedup = dedup::Dedup::new(ctx.params.holdoff_seconds, ctx.params.similarity);
     let hop_s = ctx.params.hop_samples as f64 / f64::from(ctx.params.model_rate);
     let mut next_health = ctx.params.health_every.map(|d| Instant::now() + d);
     let (mut rtf_sum, mut rtf_n, mut all_rtf_sum, mut all_rtf_n) = (0.0, 0u64, 0.0, 0u64);
-    loop {
+    while !sinks.all_gone() {
         let wait = next_health
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_secs(1))
@@ -144,6 +177,7 @@ pub fn run(
         if let (Some(at), Some(every)) = (next_health, ctx.params.health_every) {
             if Instant::now() >= at {
                 let rtf = (rtf_n > 0).then(|| rtf_sum / rtf_n as f64);
+                sinks.count_dropped(&ctx.counters);
                 let h = report(&ctx, rtf, true);
                 eprintln!("earshot: {}", Event::Health(h.clone()).to_text());
                 sinks.emit(&Event::Health(h), &ctx.counters);
@@ -156,7 +190,11 @@ pub fn run(
             }
         }
     }
+    if sinks.all_gone() {
+        log::warn!("every output was closed by its reader: stopping");
+    }
     let rtf = (all_rtf_n > 0).then(|| all_rtf_sum / all_rtf_n as f64);
+    sinks.count_dropped(&ctx.counters);
     let summary = report(&ctx, rtf, false);
     log::info!("{}", Event::Summary(summary.clone()).to_text());
     sinks.emit(&Event::Summary(summary), &ctx.counters);

@@ -67,6 +67,8 @@ pub struct HealthEvent {
     pub gated: u64,
     pub suppressed: u64,
     pub errors: u64,
+    /// Messages dropped by an output's own queue (MQTT while the broker is away).
+    pub dropped_messages: u64,
     pub cpu_temp_c: Option<f64>,
     /// `vcgencmd get_throttled` value, e.g. "0x0".
     pub throttled: Option<String>,
@@ -91,4 +93,9 @@ pub trait EventSink: Send {
     fn emit(&mut self, event: &Event) -> Result<()>;
     /// Pushes everything out (called at shutdown and after each event by line sinks).
     fn flush(&mut self) -> Result<()>;
+    /// Messages this sink dropped on its own (the MQTT outbox when full); reported as
+    /// `dropped_messages` in health reports and the summary.
+    fn dropped(&self) -> u64 {
+        0
+    }
 }

@@ -217,6 +217,7 @@ fn health_json(kind: &str, h: &HealthEvent) -> Value {
         "gated": h.gated,
         "suppressed": h.suppressed,
         "errors": h.errors,
+        "dropped_messages": h.dropped_messages,
         "cpu_temp_c": h.cpu_temp_c.map(|t| (t * 10.0).round() / 10.0),
         "throttled": h.throttled,
     })
@@ -238,6 +239,9 @@ fn health_text(h: &HealthEvent) -> String {
         h.dropped_samples,
         h.errors,
     );
+    if h.dropped_messages > 0 {
+        s.push_str(&format!(" dropped_messages {}", h.dropped_messages));
+    }
     if let Some(t) = h.cpu_temp_c {
         s.push_str(&format!(" temp {t:.1}C"));
     }

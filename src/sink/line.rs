@@ -45,8 +45,9 @@ impl<W: Write + Send> EventSink for LineSink<W> {
 
     fn emit(&mut self, event: &Event) -> Result<()> {
         if let Some(line) = event_line(event, self.format, &self.opts) {
-            writeln!(self.out, "{line}").with_context(|| format!("writing to {}", self.name))?;
-            self.out.flush()?;
+            writeln!(self.out, "{line}")
+                .and_then(|_| self.out.flush())
+                .with_context(|| format!("writing to {}", self.name))?;
         }
         Ok(())
     }
@@ -56,6 +57,42 @@ impl<W: Write + Send> EventSink for LineSink<W> {
             .flush()
             .with_context(|| format!("flushing {}", self.name))
     }
+}
+
+/// True when `e` says the reader of our output went away (`earshot caption … | head -1`: a
+/// broken pipe). Like a Unix tool, earshot then stops writing and exits quietly.
+pub fn output_gone(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// False when standard output was closed when earshot started (`earshot caption >&-`). The
+/// Rust runtime puts `/dev/null`, opened read-write, on a closed descriptor 0–2 before `main`;
+/// a shell's `>/dev/null` (and systemd's `StandardOutput=null`) open it write-only, so
+/// read-write `/dev/null` on descriptor 1 means "closed".
+pub fn stdout_open() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: F_GETFL and fstat only query descriptor 1; `st` is plain data.
+    let (flags, st) = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (
+            libc::fcntl(1, libc::F_GETFL),
+            (libc::fstat(1, &mut st) == 0).then_some(st),
+        )
+    };
+    if flags == -1 {
+        return false;
+    }
+    let read_write = flags & libc::O_ACCMODE == libc::O_RDWR;
+    let is_null = match (st, std::fs::metadata("/dev/null")) {
+        (Some(st), Ok(null)) => {
+            st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == null.rdev()
+        }
+        _ => false,
+    };
+    !(read_write && is_null)
 }
 
 /// Opens a file for appending lines.

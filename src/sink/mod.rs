@@ -8,6 +8,7 @@ pub mod event;
 pub mod format;
 pub mod line;
 pub mod mqtt;
+pub mod outbox;
 pub mod secret;
 pub mod serial;
 

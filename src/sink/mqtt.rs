@@ -1,10 +1,14 @@
 //! MQTT sink (rumqttc): captions as JSON to `mqtt.topic`, health and summary to
 //! `mqtt.health_topic` (default `<topic>/health`). A background thread drives the connection and
-//! reconnects every `reconnect_seconds` after an error. Publishing never blocks the pipeline: when
-//! the client's queue is full the message is dropped and counted. `flush` waits (bounded) until
-//! every queued message has been written (QoS 0) or acknowledged (QoS 1/2).
+//! reconnects every `reconnect_seconds` after an error. Publishing never blocks the pipeline: each
+//! message goes into a bounded [`Outbox`] of [`QUEUE`] messages, which a sender thread hands to
+//! the client while it is connected. When the outbox is full, captions are kept over health
+//! reports and the oldest is dropped first, counted ([`EventSink::dropped`], the
+//! `dropped_messages` of health reports and the summary). `flush` waits (bounded) until every
+//! queued message has been written (QoS 0) or acknowledged (QoS 1/2).
 
 use super::event::{Event, EventSink};
+use super::outbox::{Message, Outbox};
 use super::secret::Secret;
 use anyhow::{anyhow, Result};
 use rumqttc::{Client, Event as MqEvent, Incoming, MqttOptions, Outgoing, QoS};
@@ -39,15 +43,17 @@ impl MqttSettings {
     }
 }
 
-/// Messages the client may hold while the broker is unreachable.
-const QUEUE: usize = 64;
+/// Messages the outbox holds while the broker is unreachable.
+pub const QUEUE: usize = 64;
+/// Requests the client's own channel holds (filled only while connected).
+const CLIENT_CHANNEL: usize = 16;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Progress {
+    /// Handed to the client.
     queued: AtomicU64,
     done: AtomicU64,
-    dropped: AtomicU64,
     connected: AtomicBool,
     stop: AtomicBool,
 }
@@ -56,9 +62,10 @@ pub struct MqttSink {
     client: Client,
     settings: MqttSettings,
     health_topic: String,
-    qos: QoS,
     progress: Arc<Progress>,
+    outbox: Arc<Outbox>,
     thread: Option<JoinHandle<()>>,
+    sender: Option<JoinHandle<()>>,
 }
 
 fn qos(level: u8) -> QoS {
@@ -79,7 +86,7 @@ impl MqttSink {
             let password = s.password.as_ref().map(Secret::expose).unwrap_or_default();
             opts.set_credentials(user.clone(), password);
         }
-        let (client, mut connection) = Client::new(opts, QUEUE);
+        let (client, mut connection) = Client::new(opts, CLIENT_CHANNEL);
         let progress = Arc::new(Progress::default());
         let p = progress.clone();
         let level = s.qos;
@@ -134,21 +141,52 @@ impl MqttSink {
                     }
                 }
             })?;
+        let outbox = Arc::new(Outbox::new(QUEUE));
+        let sender = spawn_sender(client.clone(), qos(s.qos), s.retain, &outbox, &progress)?;
         let health_topic = s.effective_health_topic();
         Ok(MqttSink {
             client,
             settings: s.clone(),
             health_topic,
-            qos: qos(s.qos),
             progress,
+            outbox,
             thread: Some(thread),
+            sender: Some(sender),
         })
     }
+}
 
-    /// Messages dropped because the client queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.progress.dropped.load(Ordering::Relaxed)
-    }
+/// The sender thread: moves messages from the outbox to the client while it is connected (so
+/// that, while the broker is away, everything waits in the outbox and its drop policy holds).
+fn spawn_sender(
+    client: Client,
+    qos: QoS,
+    retain: bool,
+    outbox: &Arc<Outbox>,
+    p: &Arc<Progress>,
+) -> Result<JoinHandle<()>> {
+    let (outbox, p) = (outbox.clone(), p.clone());
+    Ok(std::thread::Builder::new()
+        .name("earshot-mqtt-send".into())
+        .spawn(move || {
+            while !p.stop.load(Ordering::Relaxed) {
+                if !p.connected.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                let Some(m) = outbox.take(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let sent = client.publish(m.topic, qos, retain, m.payload);
+                if sent.is_ok() {
+                    p.queued.fetch_add(1, Ordering::Relaxed);
+                }
+                outbox.handed();
+                if sent.is_err() {
+                    break; // the connection is gone for good (shutdown)
+                }
+            }
+        })?)
 }
 
 impl EventSink for MqttSink {
@@ -164,42 +202,60 @@ impl EventSink for MqttSink {
             Event::Caption(_) | Event::FileCaption(_) => &self.settings.topic,
             Event::Health(_) | Event::Summary(_) => &self.health_topic,
         };
-        let payload = event.to_json().to_string();
-        match self
-            .client
-            .try_publish(topic.as_str(), self.qos, self.settings.retain, payload)
-        {
-            Ok(()) => {
-                self.progress.queued.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+        let before = self.outbox.dropped();
+        let kept = self.outbox.push(Message {
+            topic: topic.clone(),
+            payload: event.to_json().to_string(),
+            expendable: matches!(event, Event::Health(_)),
+        });
+        let dropped = self.outbox.dropped() - before;
+        if dropped > 0 {
+            let n = self.outbox.dropped();
+            if n == 1 || n.is_power_of_two() {
+                log::warn!(
+                    "MQTT outbox full ({QUEUE} messages, broker unreachable): {} dropped so far, \
+                     oldest first, health reports before captions",
+                    n
+                );
             }
-            Err(e) => {
-                self.progress.dropped.fetch_add(1, Ordering::Relaxed);
-                Err(anyhow!("MQTT message dropped ({e})"))
-            }
+        }
+        match kept {
+            true => Ok(()),
+            false => Err(anyhow!("MQTT outbox full: health report dropped")),
         }
     }
 
     fn flush(&mut self) -> Result<()> {
         let deadline = Instant::now() + FLUSH_TIMEOUT;
-        let queued = self.progress.queued.load(Ordering::Relaxed);
-        while self.progress.done.load(Ordering::Relaxed) < queued {
+        loop {
+            let queued = self.progress.queued.load(Ordering::Relaxed);
+            let done = self.progress.done.load(Ordering::Relaxed);
+            let waiting = self.outbox.len();
+            if waiting == 0 && done >= queued {
+                return Ok(());
+            }
             if Instant::now() > deadline {
                 return Err(anyhow!(
-                    "MQTT: {} of {queued} messages not delivered before shutdown",
-                    queued - self.progress.done.load(Ordering::Relaxed)
+                    "MQTT: {} messages not delivered before shutdown",
+                    waiting as u64 + queued.saturating_sub(done)
                 ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(())
+    }
+
+    fn dropped(&self) -> u64 {
+        self.outbox.dropped()
     }
 }
 
 impl Drop for MqttSink {
     fn drop(&mut self) {
         self.progress.stop.store(true, Ordering::Relaxed);
-        let _ = self.client.disconnect();
+        let _ = self.client.try_disconnect();
+        if let Some(t) = self.sender.take() {
+            let _ = t.join(); // it wakes every 50 ms and sees `stop`
+        }
         if let Some(t) = self.thread.take() {
             // The connection thread ends once the disconnect is sent or its retry sleep sees
             // `stop`; do not hang shutdown on it forever.

@@ -1,6 +1,7 @@
 //! Serial-port sink (serialport crate): one line per event (`\r\n`-free `\n` lines), text or JSON.
 //! A write error (device unplugged) closes the port; it is reopened on a later event, at most
-//! once per [`REOPEN_EVERY`].
+//! once per [`REOPEN_EVERY`]. A port missing at start is treated the same way
+//! ([`SerialSink::open_retrying`]): warned about, then tried again with every event.
 
 use super::event::{Event, EventSink};
 use super::format::{event_line, FormatOptions, LineFormat};
@@ -48,6 +49,32 @@ impl SerialSink {
             port: Some(port),
             last_open_try: Instant::now(),
         })
+    }
+}
+
+impl SerialSink {
+    /// Opens the port, or, when it cannot be opened now (not plugged in yet), warns and starts
+    /// closed: the next event tries again, then at most once per [`REOPEN_EVERY`].
+    pub fn open_retrying(s: &SerialSettings) -> SerialSink {
+        let port = match open(&s.device, s.baud) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                log::warn!(
+                    "{e:#}; starting without it and retrying every {} s",
+                    REOPEN_EVERY.as_secs()
+                );
+                None
+            }
+        };
+        SerialSink {
+            path: s.device.clone(),
+            baud: s.baud,
+            format: s.format,
+            port,
+            last_open_try: Instant::now()
+                .checked_sub(REOPEN_EVERY)
+                .unwrap_or_else(Instant::now),
+        }
     }
 }
 

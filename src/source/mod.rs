@@ -27,8 +27,9 @@ pub struct Policy {
     /// Live capture that cannot wait: the DSP thread sheds the oldest audio from the ring
     /// when it falls behind (otherwise the source itself waits for room: files, pipes).
     pub shed_oldest: bool,
-    /// Windows are dropped (oldest first) when the model is slower than real time; otherwise
-    /// the DSP thread waits for the model (a file read as fast as possible).
+    /// Windows are dropped (oldest first, counted) when the model is slower than real time: a
+    /// capture device or a file played at real-time pace. Otherwise the DSP thread waits for the
+    /// model (a file read as fast as possible, standard input).
     pub drop_windows: bool,
 }
 

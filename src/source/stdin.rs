@@ -2,8 +2,10 @@
 //! arecord writes a WAV header to a pipe, and the header gives the rate, channels and sample
 //! format. Raw PCM (`arecord -t raw`, `sox ... -t raw -`) has no header and needs `--rate`
 //! (and `--channels`, `--sample-format` unless mono s16le). Samples are interleaved
-//! little-endian s16, s32 or f32. The reader waits for room in the ring (the pipe then holds the
-//! writer back); a slow model costs whole windows, not samples.
+//! little-endian s16, s32 or f32. Nothing piped in is dropped: the reader waits for room in the
+//! ring and the DSP thread waits for room in the window queue (back-pressure: the pipe then holds
+//! the writer back), so a file piped in faster than real time is captioned whole. A live writer
+//! that cannot wait (`arecord`) overruns on its own side when the model is slower than real time.
 
 use super::ring::Ring;
 use super::{wait_until, Policy, Source, SourceFormat, SourceState, ThreadState};
@@ -122,7 +124,7 @@ impl Source for StdinSource {
     fn policy(&self) -> Policy {
         Policy {
             shed_oldest: false,
-            drop_windows: true,
+            drop_windows: false,
         }
     }
 

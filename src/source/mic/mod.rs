@@ -234,6 +234,41 @@ impl MicSource {
         })
     }
 
+    /// [`MicSource::open`], but a device that is missing (not plugged in yet, no sound card
+    /// yet) is warned about and tried again with backoff (0.5 s doubling to 30 s) until it
+    /// appears; `None` when `stop` is set first.
+    pub fn open_waiting(
+        query: Option<&str>,
+        watchdog: Duration,
+        stop: &AtomicBool,
+    ) -> Option<MicSource> {
+        let mut backoff = Duration::from_millis(500);
+        let mut warned = false;
+        loop {
+            match MicSource::open(query, watchdog) {
+                Ok(m) => {
+                    if warned {
+                        log::warn!("capture device {} is there now", m.label);
+                    }
+                    return Some(m);
+                }
+                Err(e) if !warned => {
+                    log::warn!("{e:#}; waiting for it (retrying with backoff up to 30 s)");
+                    warned = true;
+                }
+                Err(e) => log::debug!("{e:#}"),
+            }
+            let until = std::time::Instant::now() + backoff;
+            while std::time::Instant::now() < until {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
     /// Streams rebuilt so far.
     pub fn rebuilds(&self) -> u64 {
         self.supervisor.as_ref().map_or(0, |s| s.rebuilds())
