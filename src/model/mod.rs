@@ -1,6 +1,7 @@
 //! Stage 3, a window → a caption: the bundle contract ([`manifest`], with the front-end and
 //! search sections in [`frontend::spec`] and [`search`]), loading and validation ([`bundle`],
-//! [`resolve`] for the default location), the inference backends ([`backend`] trait, [`tract`],
+//! [`integrity`] for which files it may read and their sha256s, [`resolve`] for the default
+//! location), the inference backends ([`backend`] trait, [`tract`],
 //! the key/value-cached decoder [`cached`]), the log-mel [`frontend`], the token [`search`] and
 //! the per-stream [`captioner`].
 //!
@@ -13,6 +14,7 @@ pub mod bundle;
 pub mod cached;
 pub mod captioner;
 pub mod frontend;
+pub mod integrity;
 pub mod manifest;
 pub mod resolve;
 pub mod search;
