@@ -70,7 +70,7 @@ fn stages(c: &mut Criterion) {
         let backend = model.backend();
         let memory = backend.encode(&feats.data).expect("encoder");
         let mut captioner = Captioner::new(model.clone(), None).expect("captioner");
-        let params = *captioner.params();
+        let params = captioner.params().clone();
         let mut g = c.benchmark_group(name.as_str());
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(500))

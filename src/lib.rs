@@ -15,20 +15,24 @@
 //! Around them: [`config`] (listen's settings: file shape, validation, board profiles),
 //! [`commands`] (one file per subcommand, exit codes) and [`cli`] (the command line).
 
+// The stages, in the order a sample travels.
+// 1. where audio comes from
 pub mod source;
-
+// 2. samples → model-rate windows
 pub mod audio;
-
+// 3. a window → a caption
 pub mod model;
-
+// 4. listen's threads
 pub mod live;
-
+// 5. where captions go
 pub mod sink;
 
+// Around the stages.
 pub mod cli;
 pub mod commands;
 pub mod config;
 
+// The facade: what a library user needs to caption a window or a file.
 pub use commands::caption::caption_file;
 pub use model::{Caption, Captioner, LoadOptions, Model, Timings, WindowCaptioner};
 pub use sink::{CaptionEvent, Event, EventSink};

@@ -24,6 +24,7 @@ fn caption(text: &str, start: f64) -> Event {
                 text: text.into(),
                 token_ids: vec![],
                 timings: Timings::default(),
+                ..Default::default()
             },
         },
         timestamp: SystemTime::now(),

@@ -24,7 +24,7 @@ pub const MIN_AUDIO_SECONDS: f64 = 0.1;
 pub enum Format {
     /// `[00:00.0–00:10.0] a woman speaks` (prefixed with `FILE: ` for several files)
     Text,
-    /// One JSON object per line: {"file","start","end","caption"[,"token_ids"]}
+    /// One JSON object per line: {"file","start","end","caption","confidence"[,"tags"][,"token_ids"]}
     Jsonl,
 }
 
@@ -57,6 +57,11 @@ pub struct CaptionArgs {
     /// Also print the generated token ids (for parity checks)
     #[arg(long)]
     pub print_ids: bool,
+
+    /// Text output: print each caption's confidence after it, e.g. `a dog barks (0.82)`, for
+    /// models whose bundle has a confidence section (JSON lines always carry "confidence")
+    #[arg(long)]
+    pub show_confidence: bool,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -159,6 +164,7 @@ pub fn run(args: &CaptionArgs) -> Result<u8, Fatal> {
     let opts = FormatOptions {
         print_ids: args.print_ids,
         show_source: args.files.len() > 1,
+        show_confidence: args.show_confidence,
     };
     let format = match args.format {
         Format::Text => LineFormat::Text,

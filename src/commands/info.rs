@@ -131,6 +131,44 @@ pub fn describe(model: &Model) -> String {
             m.search.beam, m.search.max_len, m.search.length_norm, m.search.beam_mode
         ),
     );
+    if m.search.no_repeat_ngram > 0 || !m.search.once_words.is_empty() {
+        line(
+            "repetition",
+            format!(
+                "no_repeat_ngram {}, once_words {} ({} in the vocabulary)",
+                m.search.no_repeat_ngram,
+                m.search.once_words.len(),
+                m.search
+                    .once_words
+                    .iter()
+                    .filter(|w| model.vocab.contains(w))
+                    .count()
+            ),
+        );
+    }
+    if let Some(c) = &m.confidence {
+        line(
+            "confidence",
+            format!(
+                "{} a {} b {} (of the mean token log-probability)",
+                c.method, c.a, c.b
+            ),
+        );
+    }
+    if let Some(t) = &m.tags {
+        line(
+            "tags",
+            format!(
+                "encoder output {:?}, {} labels ({}), top {} with {} >= {}",
+                t.output,
+                model.tag_labels.len(),
+                t.labels,
+                t.top_k,
+                t.activation,
+                t.min_score
+            ),
+        );
+    }
     if !m.licences.is_empty() {
         line("licences", m.licences.join("; "));
     }

@@ -2,9 +2,10 @@
 //! silence [`gate`] → [`WindowQueue`]. Window times follow the wall clock: audio lost to ring
 //! overruns shifts the stream clock forward. Only this thread reads the ring.
 
+use super::gate;
 use super::health::{inc, Counters};
+use super::params::LiveParams;
 use super::queue::{QueuedWindow, WindowQueue};
-use super::{gate, LiveParams};
 use crate::audio::pcm::downmix;
 use crate::audio::stream::WindowStream;
 use crate::audio::window::Window;

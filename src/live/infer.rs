@@ -2,9 +2,10 @@
 //! → every sink at once. A failing sink is counted and logged (with back-off in the log, not in
 //! the pipeline) and never stops the others.
 
+use super::dedup;
 use super::health::{self, get, inc, Counters};
+use super::params::LiveParams;
 use super::queue::{Popped, QueuedWindow, WindowQueue};
-use super::{dedup, LiveParams};
 use crate::model::WindowCaptioner;
 use crate::sink::{CaptionEvent, Event, EventSink, HealthEvent, LiveCaption};
 use crate::source::ring::RingStats;

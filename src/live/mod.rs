@@ -22,9 +22,11 @@ pub mod dsp;
 pub mod gate;
 pub mod health;
 pub mod infer;
+pub mod params;
 pub mod queue;
 
 pub use health::{Counters, Totals};
+pub use params::LiveParams;
 
 use crate::model::WindowCaptioner;
 use crate::sink::EventSink;
@@ -38,21 +40,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Parameters of one live run.
-#[derive(Debug, Clone)]
-pub struct LiveParams {
-    pub model_rate: u32,
-    /// Window and hop in model samples (window ≤ the captioner's input length).
-    pub window_samples: usize,
-    pub hop_samples: usize,
-    pub gate_dbfs: Option<f64>,
-    pub holdoff_seconds: f64,
-    pub similarity: f64,
-    pub queue_windows: usize,
-    pub ring_seconds: f64,
-    pub health_every: Option<Duration>,
-}
 
 /// The running DSP and inference threads of one live run.
 pub struct Pipeline {

@@ -49,6 +49,12 @@ pub trait EncoderDecoder: Send + Sync {
     /// Runs the encoder on features laid out `[n_mels][frames]` (the shape fixed at load time).
     fn encode(&self, mel: &[f32]) -> Result<Memory>;
 
+    /// [`Self::encode`], plus the clip's tag logits (`[K]`) when the model has a tags output
+    /// (manifest section `tags`). Engines without one keep this default.
+    fn encode_tagged(&self, mel: &[f32]) -> Result<(Memory, Option<Vec<f32>>)> {
+        Ok((self.encode(mel)?, None))
+    }
+
     /// Runs one decoder step. `tokens` is `[batch, len]` row-major (`batch * len` ids); every
     /// batch row attends to the same `memory` (a `[1, T, D]` clip memory that the engine repeats
     /// over the batch). Returns the logits of the token after the last prefix position.

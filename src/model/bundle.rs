@@ -46,6 +46,8 @@ pub struct Model {
     pub dir: PathBuf,
     pub manifest: Manifest,
     pub vocab: Vec<String>,
+    /// Tag names (manifest section `tags`; empty without it), line i = tag i.
+    pub tag_labels: Vec<String>,
     backend: Box<dyn EncoderDecoder>,
     window_seconds: f64,
     window_samples: usize,
@@ -103,6 +105,9 @@ impl Model {
             used.push((c.init_file.as_str(), "cached decoder (init)"));
             used.push((c.step_file.as_str(), "cached decoder (step)"));
         }
+        if let Some(t) = &manifest.tags {
+            used.push((t.labels.as_str(), "tags labels"));
+        }
         for (name, what) in &used {
             in_bundle(bundle_file(dir, name, what))?;
         }
@@ -138,8 +143,14 @@ impl Model {
             frames,
             opts.decoder_mode,
             opts.decoder_cache,
+            manifest.tags.as_ref().map(|t| t.output.as_str()),
         )
         .with_context(|| format!("bundle {}", dir.display()))?;
+        let tag_labels = match (&manifest.tags, backend.tags_len()) {
+            (Some(spec), Some(k)) => super::tags::read_labels(dir, spec, k)
+                .with_context(|| format!("bundle {}", dir.display()))?,
+            _ => Vec::new(),
+        };
         let (encoder_params, decoder_params) = backend.param_counts();
         let summary = ModelSummary {
             engine: backend.engine(),
@@ -153,6 +164,7 @@ impl Model {
             dir: dir.to_path_buf(),
             manifest,
             vocab,
+            tag_labels,
             backend: Box::new(backend),
             window_seconds,
             window_samples,

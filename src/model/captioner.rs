@@ -5,9 +5,11 @@
 //! consumes windows (`earshot caption`'s driver, `listen`'s inference thread, the test fakes)
 //! talks to the [`WindowCaptioner`] trait, which [`Captioner`] implements.
 
+use super::bundle::Model;
+use super::confidence::mean_logprob;
 use super::frontend::{Features, LogMel};
+use super::repetition::Repetition;
 use super::search::{ids_to_text, search, SearchParams};
-use super::Model;
 use anyhow::{bail, ensure, Context, Result};
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,12 +31,22 @@ impl Timings {
 }
 
 /// A caption for one window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Caption {
     pub text: String,
     /// Generated ids (without `<start>`, with `<end>` if emitted).
     pub token_ids: Vec<i64>,
     pub timings: Timings,
+    /// Log-softmax of each of `token_ids` (f32, unmasked; what the search summed).
+    pub token_logprobs: Vec<f32>,
+    /// Mean of `token_logprobs`: the length-normalised log-probability of the caption.
+    pub score: f64,
+    /// `confidence` of the bundle applied to `score` (src/model/confidence.rs); `None` when the
+    /// bundle has no `confidence` section.
+    pub confidence: Option<f64>,
+    /// Clip-level tags with their scores, highest first; `None` when the bundle has no `tags`
+    /// section (`Some` and empty: no tag reached `min_score`).
+    pub tags: Option<Vec<(String, f32)>>,
 }
 
 /// Something that captions one window at the model rate (the real [`Captioner`], or a fake
@@ -75,6 +87,12 @@ impl Captioner {
             start: m.tokens.start,
             end: m.tokens.end,
             mode: m.search.beam_mode,
+            repetition: Repetition::new(
+                m.search.no_repeat_ngram,
+                &m.search.once_words,
+                &model.vocab,
+                &[m.tokens.pad, m.tokens.start, m.tokens.end, m.tokens.unk],
+            ),
         };
         let skip = vec![m.tokens.start, m.tokens.end, m.tokens.pad];
         let frontend = LogMel::new(&m.frontend)?;
@@ -120,7 +138,7 @@ impl Captioner {
 
         let t = Instant::now();
         let backend = self.model.backend();
-        let memory = backend.encode(&feats.data).context("encoder")?;
+        let (memory, tag_logits) = backend.encode_tagged(&feats.data).context("encoder")?;
         timings.encoder_ms = ms(t);
 
         let valid = valid.min(window.len());
@@ -145,10 +163,21 @@ impl Captioner {
         timings.decoder_ms = ms(t);
         timings.decoder_steps = out.steps;
         let text = ids_to_text(&out.ids, &self.model.vocab, &self.skip);
+        let m = &self.model.manifest;
+        let score = mean_logprob(&out.logprobs);
+        let confidence = m.confidence.as_ref().map(|c| c.confidence(score));
+        let tags = match (&m.tags, tag_logits) {
+            (Some(spec), Some(logits)) => Some(spec.top(&logits, &self.model.tag_labels)),
+            _ => None,
+        };
         Ok(Caption {
             text,
             token_ids: out.ids,
             timings,
+            token_logprobs: out.logprobs,
+            score,
+            confidence,
+            tags,
         })
     }
 }

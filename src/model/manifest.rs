@@ -4,6 +4,8 @@
 //! everything the runtime relies on: [`Manifest::validate`] rejects an unknown format/version,
 //! non-concrete shapes, and front-end parameters that cannot work.
 
+pub use super::confidence::ConfidenceSpec;
+pub use super::tags::TagsSpec;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -41,6 +43,12 @@ pub struct Manifest {
     /// have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<FileHashes>,
+    /// Optional: per-caption confidence (issue 14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<ConfidenceSpec>,
+    /// Optional: clip-level tags from a second encoder output (issue 14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagsSpec>,
     #[serde(default)]
     pub provenance: serde_json::Value,
     #[serde(default)]
@@ -237,6 +245,12 @@ impl Manifest {
         if let Some(files) = &self.files {
             super::integrity::validate_section(files)?;
         }
+        if let Some(c) = &self.confidence {
+            c.validate()?;
+        }
+        if let Some(t) = &self.tags {
+            t.validate()?;
+        }
         Ok(())
     }
 
@@ -345,6 +359,36 @@ pub(crate) mod tests {
         assert_eq!(m.search.beam_mode, BeamMode::Constant);
         j["search"]["beam_mode"] = "wide".into();
         assert!(Manifest::from_json(&j.to_string()).is_err());
+    }
+
+    #[test]
+    fn v2_sections_parse_and_default_to_off() {
+        let m = Manifest::from_json(&example_json().to_string()).unwrap();
+        assert_eq!(m.search.no_repeat_ngram, 0);
+        assert!(m.search.once_words.is_empty());
+        assert!(m.confidence.is_none() && m.tags.is_none());
+        let mut j = example_json();
+        j["search"]["no_repeat_ngram"] = 3.into();
+        j["search"]["once_words"] = serde_json::json!(["dog", "car"]);
+        j["confidence"] = serde_json::json!({"method": "platt", "a": 3.1, "b": 2.4,
+            "fit": {"split": "val", "n": 640, "ece": 0.031}});
+        j["tags"] = serde_json::json!({"output": "tags", "labels": "tags.txt",
+            "activation": "sigmoid", "top_k": 5, "min_score": 0.2});
+        let m = Manifest::from_json(&j.to_string()).unwrap();
+        assert_eq!(m.search.no_repeat_ngram, 3);
+        assert_eq!(m.search.once_words, ["dog", "car"]);
+        assert_eq!(m.confidence.as_ref().unwrap().a, 3.1);
+        assert_eq!(m.tags.as_ref().unwrap().top_k, 5);
+        let mut bad = j.clone();
+        bad["confidence"]["method"] = "isotonic".into();
+        let e = format!("{:#}", Manifest::from_json(&bad.to_string()).unwrap_err());
+        assert!(e.contains("isotonic"), "{e}");
+        let mut bad = j.clone();
+        bad["tags"].as_object_mut().unwrap().remove("labels");
+        assert!(Manifest::from_json(&bad.to_string()).is_err());
+        let mut bad = j;
+        bad["search"]["no_repeat_ngram"] = (-1).into();
+        assert!(Manifest::from_json(&bad.to_string()).is_err());
     }
 
     #[test]

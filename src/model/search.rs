@@ -9,17 +9,26 @@
 //! `score / generated_len^length_norm` (`<end>` counted); the first best in finishing order wins.
 //! All live hypotheses are run through the decoder as one batch.
 //!
+//! Repetition control (manifest `search.no_repeat_ngram`, `search.once_words`; the rules are in
+//! [`crate::model::repetition`]): before the selection, the tokens a hypothesis must not repeat
+//! are removed from its candidates (greedy: the argmax of the logits with those set to −∞; beam:
+//! a removed candidate is never kept, even when fewer than `k` others remain — with `<end>` never
+//! forbidden that needs a vocabulary almost all forbidden). The kept candidates keep their
+//! unmasked scores, so without active rules the search is exactly the one above. The search also
+//! returns the log-softmax of every generated token (for the caption's confidence).
+//!
 //! `BeamMode::Constant` (manifest `search.beam_mode: "constant"`, the released effb2-trm student's
 //! own search): `k` is always `beam`, so a finished hypothesis frees its slot for the live ones, and
 //! the search stops after the step at which exactly `beam` hypotheses have finished (or none is
 //! live, or at `max_len`). Ranking as above.
 
 use crate::model::backend::{EncoderDecoder, Memory};
+use crate::model::repetition::Repetition;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 /// The `search` section of `manifest.json`: the model's own search defaults.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SearchSpec {
     #[serde(default = "default_beam")]
     pub beam: usize,
@@ -30,6 +39,16 @@ pub struct SearchSpec {
     /// How finished hypotheses affect the beam (docs/bundle-format.md, "Decoder").
     #[serde(default)]
     pub beam_mode: BeamMode,
+    /// Forbid repeating any n-gram of this length (0 = off; [`crate::model::repetition`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub no_repeat_ngram: usize,
+    /// Words that may occur at most once in a caption (those not in the vocabulary are ignored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub once_words: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Beam variant. `Shrinking` (default): each finished hypothesis takes one slot away. `Constant`:
@@ -60,12 +79,14 @@ impl Default for SearchSpec {
             max_len: default_max_len(),
             length_norm: default_length_norm(),
             beam_mode: BeamMode::default(),
+            no_repeat_ngram: 0,
+            once_words: Vec::new(),
         }
     }
 }
 
 /// Search parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SearchParams {
     /// 1 = greedy.
     pub beam: usize,
@@ -75,12 +96,16 @@ pub struct SearchParams {
     pub start: i64,
     pub end: i64,
     pub mode: BeamMode,
+    /// Repetition control (default: off).
+    pub repetition: Repetition,
 }
 
 /// Result of a search: generated ids without `<start>`, with `<end>` if it was emitted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchOutput {
     pub ids: Vec<i64>,
+    /// The log-softmax (f32, unmasked) of each of `ids` where it was chosen.
+    pub logprobs: Vec<f32>,
     /// Decoder calls made.
     pub steps: usize,
 }
@@ -126,19 +151,46 @@ pub fn greedy(
     params: &SearchParams,
 ) -> Result<SearchOutput> {
     let mut ids = vec![params.start];
+    let mut logprobs = Vec::new();
     let mut steps = 0;
+    let mut lp = Vec::new();
+    let mut forbidden = Vec::new();
+    let mut masked = Vec::new();
     for _ in 0..params.max_len {
         let logits = model.decode_step(&ids, 1, memory)?;
         steps += 1;
-        let next = argmax(logits.row(0)) as i64;
+        let row = logits.row(0);
+        params.repetition.forbidden(&ids[1..], &mut forbidden);
+        let next = if forbidden.is_empty() {
+            argmax(row)
+        } else {
+            masked.clear();
+            masked.extend_from_slice(row);
+            for &f in &forbidden {
+                if let Some(x) = usize::try_from(f).ok().and_then(|f| masked.get_mut(f)) {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+            argmax(&masked)
+        };
+        log_softmax(row, &mut lp);
+        logprobs.push(lp[next]);
+        let next = next as i64;
         ids.push(next);
         if next == params.end {
             break;
         }
     }
     ids.remove(0);
-    Ok(SearchOutput { ids, steps })
+    Ok(SearchOutput {
+        ids,
+        logprobs,
+        steps,
+    })
 }
+
+/// A beam hypothesis: ids (with `<start>`), score, the log-probability of each generated id.
+type Hyp = (Vec<i64>, f32, Vec<f32>);
 
 pub fn beam_search(
     model: &dyn EncoderDecoder,
@@ -148,31 +200,52 @@ pub fn beam_search(
     if params.beam < 1 || params.max_len < 1 {
         bail!("beam and max_len must be >= 1");
     }
-    let mut live: Vec<(Vec<i64>, f32)> = vec![(vec![params.start], 0.0)];
-    let mut finished: Vec<(Vec<i64>, f32)> = Vec::new();
+    // (ids with <start>, score, per-token log-probabilities)
+    let mut live: Vec<Hyp> = vec![(vec![params.start], 0.0, Vec::new())];
+    let mut finished: Vec<Hyp> = Vec::new();
     let mut steps = 0;
     let mut lp = Vec::new();
     let mut flat_tokens = Vec::new();
+    let mut forbidden = Vec::new();
     for t in 1..=params.max_len {
         flat_tokens.clear();
-        for (h, _) in &live {
+        for (h, _, _) in &live {
             flat_tokens.extend_from_slice(h);
         }
         let logits = model.decode_step(&flat_tokens, live.len(), memory)?;
         steps += 1;
         let vocab = logits.vocab;
-        // Candidate scores, flattened b * V + v.
+        // Candidate scores and token log-probabilities, flattened b * V + v; the flat indices
+        // of the candidates that repetition control removes.
         let mut scores = Vec::with_capacity(live.len() * vocab);
-        for (b, (_, s)) in live.iter().enumerate() {
+        let mut token_lp = Vec::with_capacity(live.len() * vocab);
+        let mut removed = Vec::new();
+        for (b, (h, s, _)) in live.iter().enumerate() {
             log_softmax(logits.row(b), &mut lp);
             scores.extend(lp.iter().map(|&x| s + x));
+            token_lp.extend_from_slice(&lp);
+            params.repetition.forbidden(&h[1..], &mut forbidden);
+            removed.extend(
+                forbidden
+                    .iter()
+                    .filter_map(|&v| usize::try_from(v).ok())
+                    .filter(|&v| v < vocab)
+                    .map(|v| b * vocab + v),
+            );
         }
         let k = match params.mode {
             BeamMode::Shrinking => params.beam - finished.len(),
             BeamMode::Constant => params.beam,
         };
         // Stable descending order: higher score first, then lower flat index.
-        let mut order: Vec<usize> = (0..scores.len()).collect();
+        // `removed` is sorted (rows in order, each row's ids sorted).
+        let mut order: Vec<usize> = if removed.is_empty() {
+            (0..scores.len()).collect()
+        } else {
+            (0..scores.len())
+                .filter(|i| removed.binary_search(i).is_err())
+                .collect()
+        };
         let cmp = |a: &usize, b: &usize| {
             scores[*b]
                 .partial_cmp(&scores[*a])
@@ -189,7 +262,9 @@ pub fn beam_search(
             let (b, v) = (flat / vocab, (flat % vocab) as i64);
             let mut ids = live[b].0.clone();
             ids.push(v);
-            let hyp = (ids, scores[flat]);
+            let mut lps = live[b].2.clone();
+            lps.push(token_lp[flat]);
+            let hyp = (ids, scores[flat], lps);
             if v == params.end || t == params.max_len {
                 finished.push(hyp);
             } else {
@@ -201,19 +276,21 @@ pub fn beam_search(
             break;
         }
     }
-    let mut best: Option<(&Vec<i64>, f64)> = None;
-    for (ids, score) in &finished {
+    let mut best: Option<(&Hyp, f64)> = None;
+    for hyp in &finished {
+        let (ids, score, _) = hyp;
         let norm = ((ids.len() - 1) as f64).powf(params.length_norm);
         let val = f64::from(*score) / norm;
         if best.is_none_or(|(_, b)| val > b) {
-            best = Some((ids, val));
+            best = Some((hyp, val));
         }
     }
-    let Some((ids, _)) = best else {
+    let Some(((ids, _, lps), _)) = best else {
         bail!("beam search finished without a hypothesis");
     };
     Ok(SearchOutput {
         ids: ids[1..].to_vec(),
+        logprobs: lps.clone(),
         steps,
     })
 }
@@ -234,162 +311,4 @@ pub fn ids_to_text(ids: &[i64], vocab: &[String], skip: &[i64]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::backend::Logits;
-
-    /// A decoder whose next-token scores depend only on the prefix, from a table.
-    struct TableDecoder {
-        vocab: usize,
-        f: fn(&[i64]) -> Vec<f32>,
-    }
-
-    impl EncoderDecoder for TableDecoder {
-        fn engine(&self) -> &'static str {
-            "table"
-        }
-        fn encode(&self, _mel: &[f32]) -> Result<Memory> {
-            unreachable!()
-        }
-        fn decode_step(&self, tokens: &[i64], batch: usize, _m: &Memory) -> Result<Logits> {
-            let len = tokens.len() / batch;
-            let mut data = Vec::new();
-            for b in 0..batch {
-                let row = (self.f)(&tokens[b * len..(b + 1) * len]);
-                assert_eq!(row.len(), self.vocab);
-                data.extend(row);
-            }
-            Ok(Logits {
-                batch,
-                vocab: self.vocab,
-                data,
-            })
-        }
-    }
-
-    fn mem() -> Memory {
-        Memory {
-            frames: 1,
-            dim: 1,
-            data: vec![0.0],
-        }
-    }
-
-    fn params(beam: usize, max_len: usize) -> SearchParams {
-        SearchParams {
-            beam,
-            max_len,
-            length_norm: 1.0,
-            start: 1,
-            end: 2,
-            mode: BeamMode::Shrinking,
-        }
-    }
-
-    // vocab: 0 pad, 1 start, 2 end, 3 "a", 4 "b"
-    fn probs(p: &[f32]) -> Vec<f32> {
-        p.iter().map(|x| x.ln()).collect()
-    }
-
-    /// Greedy takes "a" (0.5) then is stuck with low-probability tokens; the beam finds
-    /// "b <end>" which is better overall.
-    fn trap(prefix: &[i64]) -> Vec<f32> {
-        match prefix {
-            [1] => probs(&[0.01, 0.01, 0.08, 0.5, 0.4]),
-            [1, 3] => probs(&[0.01, 0.01, 0.3, 0.34, 0.34]),
-            [1, 4] => probs(&[0.01, 0.01, 0.96, 0.01, 0.01]),
-            _ => probs(&[0.01, 0.01, 0.9, 0.04, 0.04]),
-        }
-    }
-
-    #[test]
-    fn greedy_follows_argmax_and_stops_at_end() {
-        let d = TableDecoder { vocab: 5, f: trap };
-        let out = greedy(&d, &mem(), &params(1, 10)).unwrap();
-        assert_eq!(out.ids, vec![3, 3, 2]);
-        assert_eq!(out.steps, 3);
-        let out = greedy(&d, &mem(), &params(1, 2)).unwrap();
-        assert_eq!(out.ids, vec![3, 3]);
-    }
-
-    #[test]
-    fn beam_finds_the_better_caption() {
-        let d = TableDecoder { vocab: 5, f: trap };
-        let out = beam_search(&d, &mem(), &params(3, 10)).unwrap();
-        assert_eq!(out.ids, vec![4, 2]);
-    }
-
-    #[test]
-    fn beam_length_normalisation_changes_the_winner() {
-        // "<end>" right away: score ln(0.3) over 1 token = -1.20.
-        // "a <end>": ln(0.6)+ln(0.9) = -0.616 over 2 tokens = -0.31 (wins when normalised),
-        // but -0.616 > -1.20 also wins unnormalised; make the long one lose unnormalised:
-        fn f(prefix: &[i64]) -> Vec<f32> {
-            match prefix {
-                [1] => probs(&[0.01, 0.01, 0.45, 0.52, 0.01]),
-                [1, 3] => probs(&[0.01, 0.01, 0.6, 0.37, 0.01]),
-                _ => probs(&[0.01, 0.01, 0.96, 0.01, 0.01]),
-            }
-        }
-        let d = TableDecoder { vocab: 5, f };
-        let mut p = params(2, 5);
-        // unnormalised: <end> = ln .45 = -0.80; a <end> = ln .52 + ln .6 = -1.16 -> "<end>"
-        p.length_norm = 0.0;
-        assert_eq!(beam_search(&d, &mem(), &p).unwrap().ids, vec![2]);
-        // normalised: -0.80 vs -0.58 -> "a <end>"
-        p.length_norm = 1.0;
-        assert_eq!(beam_search(&d, &mem(), &p).unwrap().ids, vec![3, 2]);
-    }
-
-    #[test]
-    fn constant_beam_refills_finished_slots() {
-        // Step 1: "<end>" (0.5) finishes at once, "a" (0.3) stays live. Shrinking: one slot left,
-        // it follows "a a ..." to max_len and "<end>" (-0.69) wins. Constant (the released effb2
-        // student's search): two live slots "a a" and "a b"; "a b <end>" finishes with
-        // (ln .3 + ln .45 + ln .99) / 3 = -0.67 and wins; the search stops there (2 finished).
-        fn f(prefix: &[i64]) -> Vec<f32> {
-            match prefix {
-                [1] => probs(&[0.0001, 0.0001, 0.5, 0.3, 0.2]),
-                [1, 3] => probs(&[0.0001, 0.0001, 0.1, 0.45, 0.45]),
-                [1, 3, 4] => probs(&[0.0001, 0.0001, 0.99, 0.005, 0.005]),
-                _ => probs(&[0.0001, 0.0001, 0.02, 0.49, 0.49]),
-            }
-        }
-        let d = TableDecoder { vocab: 5, f };
-        let mut p = params(2, 5);
-        assert_eq!(beam_search(&d, &mem(), &p).unwrap().ids, vec![2]);
-        p.mode = BeamMode::Constant;
-        let out = beam_search(&d, &mem(), &p).unwrap();
-        assert_eq!(out.ids, vec![3, 4, 2]);
-        assert_eq!(out.steps, 3);
-    }
-
-    #[test]
-    fn beam_hits_max_len() {
-        fn f(_p: &[i64]) -> Vec<f32> {
-            probs(&[0.01, 0.01, 0.01, 0.5, 0.47])
-        }
-        let d = TableDecoder { vocab: 5, f };
-        let out = beam_search(&d, &mem(), &params(2, 4)).unwrap();
-        assert_eq!(out.ids, vec![3, 3, 3, 3]);
-    }
-
-    #[test]
-    fn ties_prefer_the_lower_index() {
-        fn f(_p: &[i64]) -> Vec<f32> {
-            vec![0.0, 0.0, 1.0, 1.0, 1.0]
-        }
-        let d = TableDecoder { vocab: 5, f };
-        assert_eq!(greedy(&d, &mem(), &params(1, 3)).unwrap().ids, vec![2]);
-        assert_eq!(beam_search(&d, &mem(), &params(2, 3)).unwrap().ids, vec![2]);
-    }
-
-    #[test]
-    fn text_skips_special_tokens() {
-        let vocab: Vec<String> = ["<pad>", "<start>", "<end>", "a", "dog"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(ids_to_text(&[3, 4, 0, 2], &vocab, &[0, 1, 2]), "a dog");
-    }
-}
+mod tests;

@@ -4,9 +4,13 @@
 //! - a caption as text: `[00:00.0–00:10.0] a woman speaks`; with several sources the line starts
 //!   with `SOURCE: `, with `print_ids` the generated token ids follow in brackets:
 //!   `[00:00.0–00:10.0] a woman speaks  [ids 4 17 9 2]` ([`caption_text`]);
-//! - a caption as JSON: `{"file":"a.wav","start":0.0,"end":10.0,"caption":"a woman speaks"}`
-//!   plus `"token_ids":[...]` with `print_ids` ([`caption_json`]; times in seconds, 3 decimals);
-//!   `listen` adds its live facts to the same fields ([`event_json`]);
+//!   with `show_confidence` the caption's confidence follows it: `a woman speaks (0.82)`;
+//! - a caption as JSON:
+//!   `{"file":"a.wav","start":0.0,"end":10.0,"caption":"a woman speaks","confidence":0.823}`
+//!   (`confidence` always, `null` when the bundle has none), `"tags":[{"tag":"Speech",
+//!   "score":0.912},...]` when the bundle has tags, and `"token_ids":[...]` with `print_ids`
+//!   ([`caption_json`]; times, confidence and scores with 3 decimals); `listen` adds its live
+//!   facts to the same fields ([`event_json`]);
 //! - health and summary reports as text and JSON ([`event_text`], [`event_json`]);
 //! - times `mm:ss.s` / `h:mm:ss.s` ([`format_time`]) and ISO-8601 timestamps ([`iso8601`]).
 
@@ -30,6 +34,8 @@ pub struct FormatOptions {
     pub print_ids: bool,
     /// Prefix text lines with the source (when several files are captioned).
     pub show_source: bool,
+    /// Text lines: the caption's confidence after it, `(0.82)` (bundles with `confidence`).
+    pub show_confidence: bool,
 }
 
 fn round3(x: f64) -> f64 {
@@ -66,6 +72,9 @@ pub fn caption_text(event: &CaptionEvent, opts: &FormatOptions) -> String {
     } else {
         line.push_str(&event.caption.text);
     }
+    if let (true, Some(c)) = (opts.show_confidence, event.caption.confidence) {
+        line.push_str(&format!(" ({c:.2})"));
+    }
     if opts.print_ids {
         let ids: Vec<String> = event
             .caption
@@ -85,8 +94,19 @@ pub struct CaptionJson<'a> {
     start: f64,
     end: f64,
     caption: &'a str,
+    /// Always present: `null` when the bundle has no `confidence` section.
+    confidence: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<TagJson<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_ids: Option<&'a [i64]>,
+}
+
+/// One tag of a caption's `tags`.
+#[derive(Debug, Serialize)]
+pub struct TagJson<'a> {
+    tag: &'a str,
+    score: f64,
 }
 
 /// The JSON object of one caption.
@@ -96,6 +116,15 @@ pub fn caption_json<'a>(event: &'a CaptionEvent, opts: &FormatOptions) -> Captio
         start: round3(event.start),
         end: round3(event.end),
         caption: &event.caption.text,
+        confidence: event.caption.confidence.map(round3),
+        tags: event.caption.tags.as_ref().map(|tags| {
+            tags.iter()
+                .map(|(tag, score)| TagJson {
+                    tag,
+                    score: round3(f64::from(*score)),
+                })
+                .collect()
+        }),
         token_ids: opts.print_ids.then_some(event.caption.token_ids.as_slice()),
     }
 }
@@ -264,6 +293,7 @@ pub(crate) mod tests {
                 text: "a dog barks".into(),
                 token_ids: vec![7, 8, 9, 2],
                 timings: Timings::default(),
+                ..Default::default()
             },
         }
     }
@@ -282,6 +312,7 @@ pub(crate) mod tests {
         let o = FormatOptions {
             print_ids: true,
             show_source: true,
+            ..Default::default()
         };
         assert_eq!(
             caption_text(&e, &o),
@@ -295,11 +326,12 @@ pub(crate) mod tests {
         let s = json_line(&e, &FormatOptions::default());
         assert_eq!(
             s,
-            r#"{"file":"a.wav","start":5.0,"end":12.34,"caption":"a dog barks"}"#
+            r#"{"file":"a.wav","start":5.0,"end":12.34,"caption":"a dog barks","confidence":null}"#
         );
         let o = FormatOptions {
             print_ids: true,
             show_source: false,
+            ..Default::default()
         };
         let v: serde_json::Value = serde_json::from_str(&json_line(&e, &o)).unwrap();
         assert_eq!(v["token_ids"], serde_json::json!([7, 8, 9, 2]));

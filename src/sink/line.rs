@@ -101,6 +101,7 @@ mod tests {
                     text: "a dog barks".into(),
                     token_ids: vec![4, 2],
                     timings: Default::default(),
+                    ..Default::default()
                 },
             },
             timestamp: UNIX_EPOCH,

@@ -102,6 +102,7 @@ impl WindowCaptioner for FakeModel {
             text,
             token_ids: vec![],
             timings: Timings::default(),
+            ..Default::default()
         })
     }
 }

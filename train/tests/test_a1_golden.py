@@ -22,10 +22,20 @@ def _graph(path: Path):
 def test_golden_regenerates_identically(tmp_path):
     exp = golden.write_golden(tmp_path, frontend=False)
     assert (tmp_path / "tiny-input.wav").read_bytes() == (GOLDEN / "tiny-input.wav").read_bytes()
-    for name in ("manifest.json", "vocab.txt", "parity.json"):
+    for name in ("manifest.json", "vocab.txt"):
         assert (tmp_path / "tiny-bundle" / name).read_text() == (GOLDEN / "tiny-bundle" / name).read_text(), (
             name
         )
+    # parity.json records float rounding between torch and onnxruntime, which depends on the CPU's
+    # kernels and thread count: the ids must match exactly, the differences only stay small.
+    parity_new = json.loads((tmp_path / "tiny-bundle" / "parity.json").read_text())
+    parity_old = json.loads((GOLDEN / "tiny-bundle" / "parity.json").read_text())
+    assert parity_new.keys() == parity_old.keys()
+    for k, v in parity_old.items():
+        if k.endswith("_max_abs_diff"):
+            assert parity_new[k] < 1e-4, k
+        else:
+            assert parity_new[k] == v, k
     for name in ("encoder.onnx", "decoder.onnx"):
         ops_a, init_a = _graph(tmp_path / "tiny-bundle" / name)
         ops_b, init_b = _graph(GOLDEN / "tiny-bundle" / name)

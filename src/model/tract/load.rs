@@ -2,14 +2,48 @@
 //! input shape, optimised once) and [`decoder`] (symbolic batch/length/memory axes). Both check
 //! the shapes the ONNX files declare against the manifest and name the file in every error.
 
-use super::{DecoderMode, DecoderPlans, Plan};
 use crate::model::manifest::{DecoderSpec, EncoderSpec};
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
+
+/// An optimised, runnable graph (shared read-only between streams).
+pub(super) type Plan = Arc<TypedRunnableModel>;
+
+/// How the decoder plan is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecoderMode {
+    /// One optimised plan with symbolic batch/length axes (default).
+    Symbolic,
+    /// One optimised plan per concrete `(batch, len, frames)`, cached.
+    PerShape,
+}
+
+impl DecoderMode {
+    /// The value of `EARSHOT_DECODER_PLAN` (read by the commands): `per-shape` selects
+    /// [`DecoderMode::PerShape`] (for measurements), anything else the default.
+    pub fn from_setting(value: Option<&str>) -> DecoderMode {
+        match value {
+            Some("per-shape") => DecoderMode::PerShape,
+            _ => DecoderMode::Symbolic,
+        }
+    }
+}
+
+/// The decoder as loaded: the decluttered graph and its plan(s) for [`DecoderMode`].
+pub(super) struct DecoderPlans {
+    pub(super) mode: DecoderMode,
+    /// Decluttered model with symbols B (batch), L (prefix length), T (memory frames).
+    pub(super) typed: TypedModel,
+    pub(super) symbols: [Symbol; 3],
+    pub(super) symbolic: Option<Plan>,
+    pub(super) cache: Mutex<HashMap<(usize, usize, usize), Plan>>,
+    /// Positions of the tokens and memory inputs in the plan's input list.
+    pub(super) tokens_ix: usize,
+}
 
 /// Declared dims of an ONNX input/output (`None` = symbolic or unknown).
 fn declared_dims(fact: &InferenceFact) -> Option<Vec<Option<i64>>> {
@@ -88,15 +122,54 @@ pub(super) struct EncoderGraph {
     pub(super) mel_shape: [usize; 3],
     pub(super) memory_shape: [usize; 3],
     pub(super) params: u64,
+    /// Width K of the second output (the tags), when one was asked for.
+    pub(super) tags_len: Option<usize>,
+}
+
+/// Selects the encoder's memory output and, with `tags`, its tag-logits output as the second.
+fn select_encoder_outputs(
+    model: &mut InferenceModel,
+    enc: &EncoderSpec,
+    tags: Option<&str>,
+) -> Result<()> {
+    let mut names = vec![enc.output.as_str()];
+    names.extend(tags);
+    model.select_outputs_by_name(&names).map_err(|e| {
+        anyhow!(
+            "{}: no output named {} ({e}); the manifest and the model disagree",
+            enc.file,
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        )
+    })
+}
+
+/// K of the optimised encoder's second output (the tags), which must be f32 `[1, K]`.
+fn tags_width(typed: &TypedModel, file: &str, name: &str) -> Result<usize> {
+    let fact = typed.output_fact(1)?;
+    let shape = fact.shape.as_concrete().map(|s| s.to_vec());
+    match shape.as_deref() {
+        Some([1, k]) if *k > 0 && fact.datum_type == f32::datum_type() => Ok(*k),
+        _ => bail!(
+            "{file}: tags output {name:?} is {:?} {:?}, expected f32 [1, K]",
+            fact.datum_type,
+            fact.shape
+        ),
+    }
 }
 
 /// Loads the encoder with a concrete `[1, n_mels, frames]` input and optimises it once; checks
-/// the declared input and the output against the manifest.
+/// the declared input and the output against the manifest. `tags_output`: the name of the
+/// encoder's tag-logits output (manifest section `tags`), computed as the second output.
 pub(super) fn encoder(
     dir: &Path,
     enc: &EncoderSpec,
     n_mels: usize,
     frames: usize,
+    tags_output: Option<&str>,
 ) -> Result<EncoderGraph> {
     let t0 = std::time::Instant::now();
     let mut model = load_onnx(&dir.join(&enc.file))?;
@@ -130,9 +203,7 @@ pub(super) fn encoder(
         }
     })?;
     model.set_input_fact(ix, InferenceFact::dt_shape(f32::datum_type(), mel_shape))?;
-    model
-        .select_outputs_by_name([enc.output.as_str()])
-        .map_err(|e| anyhow!("{}: no output named {:?}: {e}", enc.file, enc.output))?;
+    select_encoder_outputs(&mut model, enc, tags_output)?;
     let typed = model
         .into_optimized()
         .map_err(|e| anyhow!("{e:#}"))
@@ -166,6 +237,10 @@ pub(super) fn encoder(
         enc.file
     );
     let memory_shape = [1, out_shape[1], out_shape[2]];
+    let tags_len = match tags_output {
+        Some(name) => Some(tags_width(&typed, &enc.file, name)?),
+        None => None,
+    };
     if frames == manifest_frames {
         let declared: Vec<usize> = enc.output_shape.iter().map(|&d| d as usize).collect();
         ensure!(
@@ -196,6 +271,7 @@ pub(super) fn encoder(
         mel_shape,
         memory_shape,
         params: encoder_params,
+        tags_len,
     })
 }
 

@@ -4,39 +4,19 @@
 //! graph is optimised once. The decoder keeps its batch, prefix-length and memory-length axes
 //! symbolic and is also optimised once; tract resolves the symbols per call. (Re-optimising per
 //! `(batch, len)` shape with a cache was measured to be slower overall for 20-token captions;
-//! see `DecoderMode`.)
+//! see `DecoderMode`.) Loading, one function per graph, is in `load.rs`; this file runs them.
 
 use super::backend::{EncoderDecoder, Logits, Memory};
 use super::manifest::{DecoderSpec, EncoderSpec};
 use anyhow::{anyhow, bail, ensure, Result};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
 
 mod load;
 
-type Plan = Arc<TypedRunnableModel>;
-
-/// How the decoder plan is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecoderMode {
-    /// One optimised plan with symbolic batch/length axes (default).
-    Symbolic,
-    /// One optimised plan per concrete `(batch, len, frames)`, cached.
-    PerShape,
-}
-
-impl DecoderMode {
-    /// The value of `EARSHOT_DECODER_PLAN` (read by the commands): `per-shape` selects
-    /// [`DecoderMode::PerShape`] (for measurements), anything else the default.
-    pub fn from_setting(value: Option<&str>) -> DecoderMode {
-        match value {
-            Some("per-shape") => DecoderMode::PerShape,
-            _ => DecoderMode::Symbolic,
-        }
-    }
-}
+pub use load::DecoderMode;
+use load::{DecoderPlans, Plan};
 
 pub struct TractBackend {
     encoder: Plan,
@@ -48,17 +28,8 @@ pub struct TractBackend {
     vocab: usize,
     /// Key/value-cached decoder, when the bundle has one (`decoder_cached`).
     cached: Option<super::cached::CachedDecoder>,
-}
-
-pub(super) struct DecoderPlans {
-    pub(super) mode: DecoderMode,
-    /// Decluttered model with symbols B (batch), L (prefix length), T (memory frames).
-    pub(super) typed: TypedModel,
-    pub(super) symbols: [Symbol; 3],
-    pub(super) symbolic: Option<Plan>,
-    pub(super) cache: Mutex<HashMap<(usize, usize, usize), Plan>>,
-    /// Positions of the tokens and memory inputs in the plan's input list.
-    pub(super) tokens_ix: usize,
+    /// Width K of the encoder's second output (`tags.output`), when the manifest has tags.
+    tags_len: Option<usize>,
 }
 
 impl std::fmt::Debug for TractBackend {
@@ -74,7 +45,9 @@ impl std::fmt::Debug for TractBackend {
 impl TractBackend {
     /// Loads and optimises both graphs. `frames` is the encoder's time axis for the chosen
     /// window (the manifest's `input_shape[2]` for the manifest's window). `use_cache`: load the
-    /// bundle's key/value-cached decoder when it has one.
+    /// bundle's key/value-cached decoder when it has one. `tags_output`: the name of the encoder's
+    /// tag-logits output (manifest section `tags`), also computed.
+    #[allow(clippy::too_many_arguments)]
     pub fn load(
         dir: &Path,
         enc: &EncoderSpec,
@@ -83,8 +56,9 @@ impl TractBackend {
         frames: usize,
         mode: DecoderMode,
         use_cache: bool,
+        tags_output: Option<&str>,
     ) -> Result<TractBackend> {
-        let encoder = load::encoder(dir, enc, n_mels, frames)?;
+        let encoder = load::encoder(dir, enc, n_mels, frames, tags_output)?;
         let decoder = load::decoder(dir, dec, encoder.memory_shape[2], mode, use_cache)?;
         Ok(TractBackend {
             encoder: encoder.plan,
@@ -95,6 +69,7 @@ impl TractBackend {
             decoder_params: decoder.params,
             vocab: dec.vocab_size,
             cached: decoder.cached,
+            tags_len: encoder.tags_len,
         })
     }
 
@@ -106,6 +81,11 @@ impl TractBackend {
     /// `[1, T, D]` encoder output.
     pub fn memory_shape(&self) -> [usize; 3] {
         self.memory_shape
+    }
+
+    /// K, the number of tags the encoder outputs (`None` without a tags output).
+    pub fn tags_len(&self) -> Option<usize> {
+        self.tags_len
     }
 
     /// Parameter counts (encoder, decoder): elements of constant tensors in the graphs.
@@ -148,6 +128,10 @@ impl EncoderDecoder for TractBackend {
     }
 
     fn encode(&self, mel: &[f32]) -> Result<Memory> {
+        Ok(self.encode_tagged(mel)?.0)
+    }
+
+    fn encode_tagged(&self, mel: &[f32]) -> Result<(Memory, Option<Vec<f32>>)> {
         let n: usize = self.mel_shape.iter().product();
         ensure!(
             mel.len() == n,
@@ -167,11 +151,27 @@ impl EncoderDecoder for TractBackend {
             "encoder returned shape {shape:?}, expected {:?}",
             self.memory_shape
         );
-        Ok(Memory {
+        let memory = Memory {
             frames: shape[1],
             dim: shape[2],
             data: view.iter().copied().collect(),
-        })
+        };
+        let tags = match self.tags_len {
+            None => None,
+            Some(k) => {
+                let out = out
+                    .get(1)
+                    .ok_or_else(|| anyhow!("encoder returned no tags output"))?;
+                let view = out.to_plain_array_view::<f32>()?;
+                ensure!(
+                    view.shape() == [1, k],
+                    "encoder returned tags of shape {:?}, expected [1, {k}]",
+                    view.shape()
+                );
+                Some(view.iter().copied().collect())
+            }
+        };
+        Ok((memory, tags))
     }
 
     fn decode_step(&self, tokens: &[i64], batch: usize, memory: &Memory) -> Result<Logits> {

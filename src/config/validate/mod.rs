@@ -1,0 +1,202 @@
+//! The one validation path for `earshot listen` settings (file and CLI alike): [`validate`]
+//! applies the board layer and calls one function per section — `[source]` and `[captions]` in
+//! `source.rs`, `[output]`, `[serial]` and `[mqtt]` in `outputs.rs` — over the shared field rules
+//! and defaults of `rules.rs`; each error names its key.
+
+mod outputs;
+pub mod rules;
+mod source;
+
+use super::file::RawConfig;
+use super::settings::*;
+use anyhow::{bail, Result};
+use outputs::{mqtt, output, serial};
+use rules::{bad, non_empty, ranged_int};
+use source::{captions, source};
+
+/// Validates merged raw settings (config file with the command line over it). A `board`
+/// profile supplies defaults for whatever neither of them set.
+pub fn validate(raw: RawConfig) -> Result<Settings> {
+    let board = non_empty("board", raw.board.clone())?;
+    let raw = match &board {
+        Some(name) => super::board::BoardProfile::by_name(name)
+            .map_err(|e| bad("board", format!("{e:#}")))?
+            .config_layer()
+            .merge(raw),
+        None => raw,
+    };
+    let (source, ring_seconds, watchdog_seconds) = source(raw.source)?;
+    let captions = captions(raw.captions)?;
+    let output = output(raw.output)?;
+    let serial = serial(raw.serial)?;
+    let mqtt = mqtt(raw.mqtt)?;
+    if output.stdout.is_none()
+        && output.jsonl_file.is_none()
+        && output.text_file.is_none()
+        && serial.is_none()
+        && mqtt.is_none()
+    {
+        bail!(
+            "no output: output.stdout is \"none\" and no file, serial or MQTT sink is configured"
+        );
+    }
+
+    Ok(Settings {
+        board,
+        bundle: raw.model.bundle,
+        beam: ranged_int("model.beam", raw.model.beam, 1, 64)?.map(|b| b as usize),
+        source,
+        ring_seconds,
+        watchdog_seconds,
+        captions,
+        output,
+        serial,
+        mqtt,
+    })
+}
+
+/// Hop in seconds: the setting, or the model's `hop_seconds` (at most the window). `window` is
+/// the window the model was loaded with (`captions.window_seconds` or the model's own).
+pub fn hop_seconds(c: &CaptionSettings, window: f64, model_hop: f64) -> Result<f64> {
+    let hop = c.hop_seconds.unwrap_or(model_hop.min(window));
+    if hop > window + 1e-9 {
+        return Err(bad(
+            "captions.hop_seconds",
+            format!("must not exceed the window ({hop} > {window} s)"),
+        ));
+    }
+    Ok(hop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rules::DEFAULT_GATE_DBFS;
+    use super::*;
+    use crate::audio::pcm::PcmFormat;
+    use crate::sink::format::LineFormat;
+
+    fn v(toml: &str) -> Result<Settings> {
+        validate(RawConfig::parse(toml)?)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = v("").unwrap();
+        assert_eq!(s.source, SourceSettings::Mic { device: None });
+        assert_eq!(s.output.stdout, Some(LineFormat::Text));
+        assert_eq!(s.captions.gate_dbfs, Some(DEFAULT_GATE_DBFS));
+        assert!(s.mqtt.is_none() && s.serial.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (toml, key) in [
+            ("[mqtt]\nhost = \"h\"\nqos = 3", "mqtt.qos"),
+            ("[mqtt]\nhost = \"h\"\nport = 70000", "mqtt.port"),
+            ("[mqtt]\nport = 1883", "mqtt.host"),
+            ("[mqtt]\nhost = \"h\"\ntopic = \"a/#\"", "mqtt.topic"),
+            ("[serial]\nbaud = 9600", "serial.device"),
+            (
+                "[serial]\ndevice = \"/dev/x\"\nformat = \"xml\"",
+                "serial.format",
+            ),
+            ("[captions]\nhop_seconds = 0", "captions.hop_seconds"),
+            (
+                "[captions]\nwindow_seconds = 2\nhop_seconds = 3",
+                "captions.hop_seconds",
+            ),
+            ("[captions]\ngate_dbfs = 3", "captions.gate_dbfs"),
+            ("[captions]\nsimilarity = 1.5", "captions.similarity"),
+            ("[captions]\nqueue_windows = 0", "captions.queue_windows"),
+            ("[source]\nkind = \"radio\"", "source.kind"),
+            (
+                "[source]\nkind = \"stdin\"\nstdin_rate = 100",
+                "source.stdin_rate",
+            ),
+            (
+                "[source]\nkind = \"stdin\"\nstdin_rate = 16000\nstdin_format = \"u8\"",
+                "source.stdin_format",
+            ),
+            ("[source]\nkind = \"file\"", "source.file"),
+            ("[output]\nstdout = \"xml\"", "output.stdout"),
+            ("[output]\nhealth_seconds = -1", "output.health_seconds"),
+        ] {
+            let err = v(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let s = v(r#"
+            [source]
+            kind = "stdin"
+            stdin_rate = 48000
+            stdin_channels = 2
+            stdin_format = "f32le"
+            [captions]
+            window_seconds = 5
+            hop_seconds = 2.5
+            gate_dbfs = -45
+            [output]
+            stdout = "jsonl"
+            health_seconds = 0
+            [serial]
+            device = "/dev/ttyUSB0"
+            baud = 9600
+            [mqtt]
+            host = "broker"
+            qos = 1
+            retain = true
+            client_id = "pi"
+        "#)
+        .unwrap();
+        assert_eq!(
+            s.source,
+            SourceSettings::Stdin {
+                format: PcmFormat::F32Le,
+                rate: Some(48000),
+                channels: 2
+            }
+        );
+        assert_eq!(s.output.health_seconds, None);
+        let m = s.mqtt.unwrap();
+        assert_eq!(
+            (m.qos, m.retain, m.port, m.client_id.as_str()),
+            (1, true, 1883, "pi")
+        );
+        assert_eq!(s.serial.unwrap().baud, 9600);
+        assert_eq!(hop_seconds(&s.captions, 5.0, 5.0).unwrap(), 2.5);
+    }
+
+    #[test]
+    fn hop_defaults_and_limits() {
+        let s = v("").unwrap();
+        assert_eq!(hop_seconds(&s.captions, 10.0, 5.0).unwrap(), 5.0);
+        assert_eq!(hop_seconds(&s.captions, 4.0, 5.0).unwrap(), 4.0);
+        let s = v("[captions]\nhop_seconds = 8").unwrap();
+        let err = hop_seconds(&s.captions, 5.0, 5.0).unwrap_err().to_string();
+        assert!(err.contains("captions.hop_seconds"), "{err}");
+        assert!(v("[model]\nbeam = 0")
+            .unwrap_err()
+            .to_string()
+            .contains("model.beam"));
+    }
+
+    #[test]
+    fn board_defaults_yield_to_explicit_settings() {
+        let s = v("board = \"pi-zero-2w\"").unwrap();
+        let p = crate::config::board::BoardProfile::by_name("pi-zero-2w").unwrap();
+        assert_eq!(s.captions.window_seconds, Some(p.runtime.window_seconds));
+        assert_eq!(s.captions.hop_seconds, Some(p.runtime.hop_seconds));
+        let s = v("board = \"pi4\"\n[captions]\nhop_seconds = 1.5").unwrap();
+        assert_eq!(s.captions.hop_seconds, Some(1.5));
+        let err = v("board = \"pi2\"").unwrap_err().to_string();
+        assert!(err.contains("`board`") && err.contains("pi4"), "{err}");
+    }
+
+    #[test]
+    fn no_output_is_refused() {
+        assert!(v("[output]\nstdout = \"none\"").is_err());
+    }
+}
