@@ -196,13 +196,29 @@ fn cached_decoder_max_positions_below_search_length_is_refused_at_load() {
         v["decoder_cached"]["max_positions"] = (max_len / 2).into();
     });
     refused(&c, &["decoder_cached.max_positions", "search.max_len"], &[]);
-    // Exactly enough (max_len generated tokens after <start>) loads and captions.
-    let c = copy_of(&default_bundle());
-    edit_manifest(&c.dir, |v| {
-        let max_len = v["search"]["max_len"].as_u64().unwrap();
-        v["decoder_cached"]["max_positions"] = (max_len + 1).into();
-    });
-    captions_ok(&c);
+    // At the boundary, with a search short enough that every caption runs to max_len (the
+    // longest prefix fed is max_len tokens: <start> and max_len - 1 generated ones): one short is
+    // refused, exactly enough captions every window.
+    for (max_positions, ok) in [(3, false), (4, true)] {
+        let c = copy_of(&default_bundle());
+        edit_manifest(&c.dir, |v| {
+            v["search"]["max_len"] = 4.into();
+            v["decoder_cached"]["max_positions"] = max_positions.into();
+        });
+        if ok {
+            let out = captions_ok(&c);
+            assert!(
+                out.lines().all(|l| l.split_whitespace().count() >= 4),
+                "{out}"
+            );
+        } else {
+            refused(
+                &c,
+                &["decoder_cached.max_positions 3", "search.max_len 4"],
+                &[],
+            );
+        }
+    }
 }
 
 // ---- item 15: integrity ---------------------------------------------------------------------

@@ -44,12 +44,14 @@ impl CachedSpec {
             ensure!(v > 0, "decoder_cached.{key} must be > 0");
         }
         if let Some(max) = self.max_positions {
+            // The search feeds prefixes of up to `search_max_len` tokens (<start> and the first
+            // max_len - 1 generated ones; the last token is generated from them).
             ensure!(
-                max > search_max_len,
+                max >= search_max_len,
                 "decoder_cached.max_positions {max} is too small for search.max_len \
-                 {search_max_len}: the cached decoder needs at least {} positions (<start> and \
-                 up to {search_max_len} generated tokens)",
-                search_max_len + 1
+                 {search_max_len}: the cached decoder needs at least {search_max_len} positions \
+                 (a prefix of <start> and up to {} generated tokens)",
+                search_max_len - 1
             );
         }
         Ok(())
