@@ -315,6 +315,7 @@ fn manifest_paths_outside_the_bundle_are_refused() {
             ("vocab", "/etc/passwd"),
             ("encoder", "../encoder.onnx"),
             ("decoder", "sub/../../decoder.onnx"),
+            ("tags", "/etc/passwd"),
         ] {
             let c = copy_of(&b);
             if !hashed {
@@ -333,6 +334,10 @@ fn manifest_paths_outside_the_bundle_are_refused() {
             .unwrap();
             edit_manifest(&c.dir, |v| match key {
                 "vocab" => v["vocab"] = value.into(),
+                "tags" => {
+                    v["tags"] = serde_json::json!({"output": "tags", "labels": value,
+                        "activation": "sigmoid", "top_k": 3, "min_score": 0.1})
+                }
                 k => v[k]["file"] = value.into(),
             });
             refused(&c, &[value, "outside the bundle"], &[]);
