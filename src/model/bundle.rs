@@ -1,6 +1,7 @@
 //! A loaded, validated model bundle: manifest + vocabulary + inference backend.
 
 use super::backend::{EncoderDecoder, Memory};
+use super::integrity::{bundle_file, verify};
 use super::manifest::{Manifest, MemoryLen};
 use super::tract::{DecoderMode, FixedTimeAxis, TractBackend};
 use anyhow::{bail, ensure, Context, Result};
@@ -95,17 +96,6 @@ pub fn read_vocab(path: &Path) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-fn require_file(dir: &Path, name: &str, what: &str) -> Result<PathBuf> {
-    let p = dir.join(name);
-    ensure!(
-        p.is_file(),
-        "bundle {}: {what} {} is missing",
-        dir.display(),
-        p.display()
-    );
-    Ok(p)
-}
-
 impl Model {
     /// Loads and validates the bundle in `dir` with the tract backend.
     pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Model> {
@@ -115,11 +105,34 @@ impl Model {
             "model bundle {} is not a directory",
             dir.display()
         );
-        let manifest_path = require_file(dir, "manifest.json", "manifest")?;
+        let in_bundle = |r: Result<PathBuf>| r.with_context(|| format!("bundle {}", dir.display()));
+        let manifest_path = in_bundle(bundle_file(dir, "manifest.json", "manifest"))?;
         let manifest = Manifest::load(&manifest_path)?;
-        require_file(dir, &manifest.encoder.file, "encoder")?;
-        require_file(dir, &manifest.decoder.file, "decoder")?;
-        let vocab_path = require_file(dir, &manifest.vocab, "vocabulary")?;
+        // Every file the runtime will read: inside the bundle, and as exported when the manifest
+        // has sha256s (checked before any graph is parsed).
+        let mut used = vec![
+            (manifest.encoder.file.as_str(), "encoder"),
+            (manifest.decoder.file.as_str(), "decoder"),
+            (manifest.vocab.as_str(), "vocabulary"),
+        ];
+        if let Some(c) = manifest
+            .decoder_cached
+            .as_ref()
+            .filter(|_| opts.decoder_cache)
+        {
+            used.push((c.init_file.as_str(), "cached decoder (init)"));
+            used.push((c.step_file.as_str(), "cached decoder (step)"));
+        }
+        if let Some(t) = &manifest.tags {
+            used.push((t.labels.as_str(), "tags labels"));
+        }
+        for (name, what) in &used {
+            in_bundle(bundle_file(dir, name, what))?;
+        }
+        if let Some(files) = &manifest.files {
+            verify(dir, files, &used).with_context(|| format!("bundle {}", dir.display()))?;
+        }
+        let vocab_path = dir.join(&manifest.vocab);
         let vocab = read_vocab(&vocab_path)?;
         ensure!(
             vocab.len() == manifest.decoder.vocab_size,

@@ -16,19 +16,56 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
 
 type Plan = Arc<TypedRunnableModel>;
 
 /// The manifest's `decoder_cached` section.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct CachedSpec {
     pub init_file: String,
     pub step_file: String,
     pub layers: usize,
     pub heads: usize,
     pub head_dim: usize,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_positions: Option<usize>,
+}
+
+impl CachedSpec {
+    /// Checks the section against the search it serves (`search_max_len` generated tokens
+    /// after `<start>`), so that a bundle that would fail every caption fails at load instead.
+    pub fn validate(&self, search_max_len: usize) -> Result<()> {
+        for (key, v) in [
+            ("layers", self.layers),
+            ("heads", self.heads),
+            ("head_dim", self.head_dim),
+        ] {
+            ensure!(v > 0, "decoder_cached.{key} must be > 0");
+        }
+        if let Some(max) = self.max_positions {
+            // The search feeds prefixes of up to `search_max_len` tokens (<start> and the first
+            // max_len - 1 generated ones; the last token is generated from them).
+            ensure!(
+                max >= search_max_len,
+                "decoder_cached.max_positions {max} is too small for search.max_len \
+                 {search_max_len}: the cached decoder needs at least {search_max_len} positions \
+                 (a prefix of <start> and up to {} generated tokens)",
+                search_max_len - 1
+            );
+        }
+        Ok(())
+    }
+
+    /// The fixed axes of the keys/values `[layers, batch, heads, length, head_dim]`: (axis,
+    /// manifest key, value).
+    fn kv_axes(&self) -> [(usize, &'static str, usize); 3] {
+        [
+            (0, "layers", self.layers),
+            (2, "heads", self.heads),
+            (4, "head_dim", self.head_dim),
+        ]
+    }
 }
 
 #[derive(Default)]
@@ -57,12 +94,57 @@ impl std::fmt::Debug for CachedDecoder {
     }
 }
 
-/// Loads, sets the input facts (built from the model's own symbols B, T, P) and optimises.
-fn load_plan(path: &Path, facts: impl FnOnce([Symbol; 3]) -> Vec<InferenceFact>) -> Result<Plan> {
+/// Checks the key/value tensor `fact` (`[layers, B, heads, T, head_dim]`) that `file` declares
+/// against the manifest's `decoder_cached` numbers, naming the key that disagrees.
+fn check_kv(spec: &CachedSpec, file: &str, what: &str, fact: &InferenceFact) -> Result<()> {
+    if fact.shape.is_open() {
+        return Ok(());
+    }
+    let dims: Vec<Option<i64>> = fact
+        .shape
+        .dims()
+        .map(|d| d.concretize().and_then(|d| d.to_i64().ok()))
+        .collect();
+    let shown: Vec<String> = dims
+        .iter()
+        .map(|d| d.map_or_else(|| "?".into(), |v| v.to_string()))
+        .collect();
+    let shown = format!("[{}]", shown.join(", "));
+    ensure!(
+        dims.len() == 5,
+        "{file}: {what} is declared as {shown}, not [layers, batch, heads, length, head_dim]"
+    );
+    for (axis, key, want) in spec.kv_axes() {
+        if let Some(d) = dims[axis] {
+            ensure!(
+                d == want as i64,
+                "decoder_cached.{key} is {want} but {file} {what} has {d} (declared shape {shown})"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Names of the graph inputs (or outputs) of `model`, in order.
+fn io_names(model: &InferenceModel, outlets: &[OutletId]) -> Vec<String> {
+    outlets
+        .iter()
+        .map(|o| model.node(o.node).name.clone())
+        .collect()
+}
+
+/// Loads, checks the declared shapes (`check`), sets the input facts (built from the model's own
+/// symbols B, T, P) and optimises.
+fn load_plan(
+    path: &Path,
+    check: impl FnOnce(&InferenceModel) -> Result<()>,
+    facts: impl FnOnce([Symbol; 3]) -> Vec<InferenceFact>,
+) -> Result<Plan> {
     let mut model = tract_onnx::onnx()
         .model_for_path(path)
         .map_err(|e| anyhow!("{e:#}"))
         .with_context(|| format!("cannot load ONNX model {}", path.display()))?;
+    check(&model)?;
     let facts = facts([model.sym("B"), model.sym("T"), model.sym("P")]);
     ensure!(
         model.input_outlets()?.len() == facts.len(),
@@ -99,20 +181,36 @@ impl CachedDecoder {
     /// Loads the cached decoder when the manifest has a `decoder_cached` section (the caller
     /// decides whether to use it at all: [`crate::model::LoadOptions::decoder_cache`]).
     pub fn load_if_present(dir: &Path, vocab: usize, dim: usize) -> Result<Option<CachedDecoder>> {
-        let text = std::fs::read_to_string(dir.join("manifest.json"))?;
-        let v: serde_json::Value = serde_json::from_str(&text)?;
-        let Some(section) = v.get("decoder_cached") else {
+        // The section was parsed and validated with the rest of the manifest.
+        let manifest = super::manifest::Manifest::load(&dir.join("manifest.json"))?;
+        let Some(spec) = manifest.decoder_cached else {
             return Ok(None);
         };
-        let spec: CachedSpec = serde_json::from_value(section.clone())
-            .context("manifest: bad decoder_cached section")?;
         let t0 = std::time::Instant::now();
         let (l, h, dh) = (spec.layers, spec.heads, spec.head_dim);
         let f32s = |dims: TVec<TDim>| InferenceFact::dt_shape(f32::datum_type(), dims);
-        let init = load_plan(&dir.join(&spec.init_file), |[_, t, _]| {
+        let init_check = |m: &InferenceModel| -> Result<()> {
+            let outs = m.output_outlets()?.to_vec();
+            let names = io_names(m, &outs);
+            for (i, name) in names.iter().enumerate().take(2) {
+                let what = format!("output {name:?}");
+                check_kv(&spec, &spec.init_file, &what, m.output_fact(i)?)?;
+            }
+            Ok(())
+        };
+        let init = load_plan(&dir.join(&spec.init_file), init_check, |[_, t, _]| {
             vec![f32s(tvec![1.to_dim(), t.to_dim(), dim.to_dim()])]
         })?;
-        let step = load_plan(&dir.join(&spec.step_file), |[b, t, p]| {
+        let step_check = |m: &InferenceModel| -> Result<()> {
+            let ins = m.input_outlets()?.to_vec();
+            let names = io_names(m, &ins);
+            for (i, name) in names.iter().enumerate().skip(2) {
+                let what = format!("input {name:?}");
+                check_kv(&spec, &spec.step_file, &what, m.input_fact(i)?)?;
+            }
+            Ok(())
+        };
+        let step = load_plan(&dir.join(&spec.step_file), step_check, |[b, t, p]| {
             let cross = f32s(tvec![
                 l.to_dim(),
                 1.to_dim(),
@@ -140,14 +238,52 @@ impl CachedDecoder {
             "cached decoder prepared in {:.0} ms",
             t0.elapsed().as_secs_f64() * 1e3
         );
-        Ok(Some(CachedDecoder {
+        let decoder = CachedDecoder {
             spec,
             init,
             step,
             vocab,
             dim,
             state: Mutex::new(State::default()),
-        }))
+        };
+        decoder.probe()?;
+        Ok(Some(decoder))
+    }
+
+    /// Runs both graphs once on a one-frame zero memory and checks the key/value shapes, so that
+    /// a section that disagrees with graphs that declare no shapes fails at load, naming it.
+    fn probe(&self) -> Result<()> {
+        let s = &self.spec;
+        let run = || -> Result<()> {
+            let mem = Tensor::zero::<f32>(&[1, 1, self.dim])?;
+            let cross = self
+                .init
+                .run(tvec!(mem.into()))
+                .map_err(|e| anyhow!("{}: {e:#}", s.init_file))?;
+            ensure!(cross.len() >= 2, "{}: expected 2 outputs", s.init_file);
+            let empty = self.empty_past()?;
+            let (_, k, _) = self.run_step(
+                &(cross[0].clone(), cross[1].clone()),
+                &[0],
+                &[(&empty, &empty)],
+                0,
+            )?;
+            let want = [s.layers, 1, s.heads, 1, s.head_dim];
+            ensure!(
+                k.shape() == want,
+                "{}: present keys have shape {:?}, expected {want:?}",
+                s.step_file,
+                k.shape()
+            );
+            Ok(())
+        };
+        run().with_context(|| {
+            format!(
+                "the cached decoder ({}, {}) does not run as decoder_cached describes it \
+                 (layers {}, heads {}, head_dim {})",
+                s.init_file, s.step_file, s.layers, s.heads, s.head_dim
+            )
+        })
     }
 
     fn empty_past(&self) -> Result<Tensor> {

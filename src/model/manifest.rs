@@ -10,7 +10,9 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+use super::cached::CachedSpec;
 use super::frontend::spec::{FrontendSpec, LogKind};
+use super::integrity::FileHashes;
 use super::search::SearchSpec;
 
 /// The only bundle format version this runtime understands.
@@ -34,6 +36,13 @@ pub struct Manifest {
     pub vocab: String,
     #[serde(default)]
     pub search: SearchSpec,
+    /// Optional key/value-cached form of the decoder ([`super::cached`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder_cached: Option<CachedSpec>,
+    /// Optional sha256 of each model file ([`super::integrity`]; bundles written before it
+    /// have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FileHashes>,
     /// Optional: per-caption confidence (issue 14).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<ConfidenceSpec>,
@@ -100,6 +109,9 @@ impl Manifest {
 
     /// Parses and validates manifest JSON text.
     pub fn from_json(text: &str) -> Result<Manifest> {
+        // A UTF-8 byte-order mark (some Windows editors write one) is not JSON, but it is not
+        // an error in the file either.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // Check format/version first so that a future version with a different layout gets
         // the clear "unsupported version" message rather than a missing-field error.
         let raw: serde_json::Value = serde_json::from_str(text).context("not valid JSON")?;
@@ -109,6 +121,11 @@ impl Manifest {
             "unknown bundle format {:?} (expected \"{FORMAT_NAME}\")",
             format.unwrap_or("<missing>")
         );
+        if let Some(v) = raw.get("version").filter(|v| !v.is_number()) {
+            bail!(
+                "bundle version must be a number, like \"version\": {SUPPORTED_VERSION} (got {v})"
+            );
+        }
         let version = raw.get("version").and_then(|v| v.as_u64());
         ensure!(
             version == Some(u64::from(SUPPORTED_VERSION)),
@@ -221,6 +238,12 @@ impl Manifest {
                 self.search.max_len,
                 d.max_len
             );
+        }
+        if let Some(c) = &self.decoder_cached {
+            c.validate(self.search.max_len)?;
+        }
+        if let Some(files) = &self.files {
+            super::integrity::validate_section(files)?;
         }
         if let Some(c) = &self.confidence {
             c.validate()?;

@@ -1,9 +1,9 @@
 //! Stage 3, a window → a caption: the bundle contract ([`manifest`], with the front-end and
 //! search sections in [`frontend::spec`] and [`search`]), loading and validation ([`bundle`],
-//! [`resolve`] for the default location), the inference backends ([`backend`] trait, [`tract`],
-//! the key/value-cached decoder [`cached`]), the log-mel [`frontend`], the token [`search`] (with
-//! its [`repetition`] control) and the per-stream [`captioner`] (with the caption's
-//! [`confidence`] and the clip's [`tags`]).
+//! [`integrity`] for which files it may read and their sha256s, [`resolve`] for the default
+//! location), the inference backends ([`backend`] trait, [`tract`], the key/value-cached decoder
+//! [`cached`]), the log-mel [`frontend`], the token [`search`] (with its [`repetition`] control)
+//! and the per-stream [`captioner`] (with the caption's [`confidence`] and the clip's [`tags`]).
 //!
 //! The loaded [`Model`] is the shared read-only context (one per process, behind an `Arc`); a
 //! [`Captioner`] is the mutable per-stream state over it. Nothing here reads the environment:
@@ -15,6 +15,7 @@ pub mod cached;
 pub mod captioner;
 pub mod confidence;
 pub mod frontend;
+pub mod integrity;
 pub mod manifest;
 pub mod repetition;
 pub mod resolve;

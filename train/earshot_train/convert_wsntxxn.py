@@ -40,6 +40,7 @@ from earshot_train import search
 from earshot_train.audio_io import load_audio
 from earshot_train.export import git_commit
 from earshot_train.frontend import STUDENT_SPEC, FrontendSpec, logmel, mel_filterbank, n_frames, window
+from earshot_train.integrity import write_file_hashes
 from earshot_train.models.captioner import Captioner
 from earshot_train.models.decoder import CaptionDecoder, DecoderConfig, LastLogits
 from earshot_train.models.effb2 import TIME_STRIDE, EfficientNetB2Encoder, memory_len_for_samples
@@ -591,6 +592,7 @@ def convert(
     (out / "parity.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     if not ok:
         raise RuntimeError(f"parity check failed, see {out / 'parity.json'}")
+    write_file_hashes(out)
     log(f"bundle written to {out} ({n_params / 1e6:.2f} M parameters)")
     return report
 

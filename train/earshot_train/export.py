@@ -20,6 +20,7 @@ from torch import nn
 
 from earshot_train import search
 from earshot_train.frontend import FrontendSpec, logmel, n_frames
+from earshot_train.integrity import write_file_hashes
 from earshot_train.models.captioner import Captioner
 from earshot_train.models.decoder import LastLogits
 from earshot_train.tokenizer import END, PAD, START, UNK, Tokenizer
@@ -262,6 +263,7 @@ def export_bundle(
     (out / "parity.json").write_text(json.dumps(rep, indent=1) + "\n")
     if not rep["ids_identical"]:
         raise RuntimeError(f"onnxruntime and PyTorch token ids differ: {rep}")
+    write_file_hashes(out)
     return rep
 
 

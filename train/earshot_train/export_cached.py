@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from earshot_train.export import _export
+from earshot_train.integrity import write_file_hashes
 from earshot_train.models.decoder import Attention, CaptionDecoder
 
 
@@ -182,6 +183,7 @@ def add_to_bundle(decoder: CaptionDecoder, bundle: str | Path, tol: float = 1e-3
         "max_positions": cfg.max_positions,
     }
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_file_hashes(bundle)
     return rep
 
 

@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from earshot_train.integrity import write_file_hashes
+
 MODES = ("dynamic", "static")
 TYPES = {"u8": "QUInt8", "s8": "QInt8"}
 ONNX_TYPES = {"u8": "uint8", "s8": "int8"}
@@ -445,6 +447,7 @@ def quantize_bundle(
             "model's own scores are in docs/int8.md.\n\n"
         )
         (dst / "MODEL_CARD.md").write_text(note + card.read_text())
+    write_file_hashes(dst)
     return precision
 
 
