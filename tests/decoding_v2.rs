@@ -18,26 +18,6 @@ use support::wav::decode_all;
 use support::*;
 use tract_onnx::pb;
 
-/// Copies the tiny bundle into a temporary directory and edits its manifest with `edit`.
-fn bundle_copy(edit: impl FnOnce(&mut Value)) -> Option<(tempfile::TempDir, PathBuf)> {
-    let src = tiny_bundle()?;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
-    std::fs::create_dir(&dir).unwrap();
-    for e in std::fs::read_dir(&src).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-    }
-    let path = dir.join("manifest.json");
-    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    // The tests change encoder.onnx and add tags.txt: a bundle without sha256s (as written
-    // before the manifest's `files` section existed) is what they need.
-    m.as_object_mut().unwrap().remove("files");
-    edit(&mut m);
-    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
-    Some((tmp, dir))
-}
-
 fn golden_expect() -> Value {
     let text = std::fs::read_to_string(golden().join("tiny-bundle-expect.json")).unwrap();
     serde_json::from_str(&text).unwrap()

@@ -40,6 +40,29 @@ pub fn tiny_bundle() -> Option<PathBuf> {
     }
 }
 
+/// Copies the tiny bundle into a temporary directory and edits its manifest with `edit`.
+pub fn bundle_copy(
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Option<(tempfile::TempDir, PathBuf)> {
+    let src = tiny_bundle()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    std::fs::create_dir(&dir).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // Callers change graphs and add files (tags.txt): the copy is a bundle without sha256s, as
+    // written before the manifest's `files` section existed (those still load).
+    m.as_object_mut().unwrap().remove("files");
+    edit(&mut m);
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    Some((tmp, dir))
+}
+
 /// The shared directory beside the repository (reference checkpoints), or `$EARSHOT_SHARED`.
 pub fn shared_dir() -> PathBuf {
     std::env::var_os("EARSHOT_SHARED")

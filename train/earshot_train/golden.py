@@ -6,7 +6,12 @@ Writes into ``<repo>/tests/golden/`` (or ``--out``):
 - ``tiny-input.wav``: 3 s of deterministic synthetic audio (16 kHz, 16-bit), shorter than the 10 s window,
 - ``tiny-bundle-expect.json``: features, memory and token ids computed with onnxruntime on that audio
   (checked equal to PyTorch),
-- ``frontend/<case>.json``: the front-end golden vectors (see ``earshot_train.frontend``).
+- ``frontend/<case>.json``: the front-end golden vectors (see ``earshot_train.frontend``),
+- ``parity-v2/``: the model-v2 decoding parity golden (:func:`write_parity_v2`, ``--parity-v2``): the tiny
+  bundle with a manifest variant that enables ``search.no_repeat_ngram``, ``search.once_words`` and
+  ``confidence``; greedy and beam ids, per-token log-probabilities, scores and confidences on
+  ``tiny-input.wav`` and on deterministic inputs where the rules change the caption (checked by
+  tests/parity_v2.rs).
 Everything is deterministic: running it twice gives byte-identical files.
 """
 
@@ -226,11 +231,118 @@ def write_golden(out_dir: str | Path | None = None, frontend: bool = True) -> di
     return expect
 
 
+# The manifest variants of the parity golden (ids 6, 17 and 24 are words the tiny captions repeat), each
+# (no_repeat_ngram, once-word ids, Platt a, b); the tiny untrained decoder barely listens to its input, so
+# the rules, not the inputs, are what varies the captions.
+PARITY_VARIANTS = (
+    (3, (6, 17, 24), 2.5, 4.0),
+    (2, (), 3.0, 5.0),
+    (2, (6,), 1.0, 0.5),
+    (1, (), 0.7, -0.2),
+    (0, (17, 24), 4.0, 7.5),
+)
+PARITY_INPUTS = 2  # generated inputs besides tiny-input.wav
+
+
+def parity_signal(k: int, sample_rate: int = 16000) -> np.ndarray:
+    """Deterministic input ``k``: two tones, a chirp and a noise burst drawn from seed ``k``, 2..4 s."""
+    rng = np.random.default_rng(1000 + k)
+    n = int(sample_rate * rng.uniform(2.0, 4.0))
+    t = np.arange(n, dtype=np.float64) / sample_rate
+    f1, f2, c0, c1 = (
+        rng.uniform(150, 3000),
+        rng.uniform(150, 3000),
+        rng.uniform(100, 800),
+        rng.uniform(200, 2000),
+    )
+    x = rng.uniform(0.05, 0.3) * np.sin(2 * math.pi * f1 * t)
+    x += rng.uniform(0.05, 0.3) * np.sin(2 * math.pi * f2 * t) * (t > rng.uniform(0, 1))
+    x += 0.1 * np.sin(2 * math.pi * (c0 * t + c1 * t * t))
+    i0 = int(rng.uniform(0.2, 1.5) * sample_rate)
+    i1 = i0 + int(0.3 * sample_rate)
+    x[i0:i1] += rng.uniform(0.1, 0.4) * np.hanning(i1 - i0) * rng.standard_normal(i1 - i0)
+    x *= np.minimum(1.0, t / 0.01)
+    return np.clip(x, -0.9, 0.9).astype(np.float32)
+
+
+def parity_variant(manifest: dict, vocab: list[str], variant: tuple) -> dict:
+    """The ``search`` and ``confidence`` sections of one parity variant (merged into the manifest)."""
+    n, once_ids, a, b = variant
+    search_ = {**manifest["search"], "no_repeat_ngram": n}
+    if once_ids:
+        search_["once_words"] = [vocab[i] for i in once_ids] + ["no-such-word"]
+    return {"search": search_, "confidence": {"method": "platt", "a": a, "b": b}}
+
+
+def _decode_record(dec, plain, samples: np.ndarray) -> dict:
+    rec = {}
+    for name, beam in (("greedy", 1), ("beam", BEAM)):
+        d = dec.decode(samples, beam)
+        rec[name] = {
+            "ids": d.ids,
+            "ids_without_rules": plain.decode(samples, beam).ids,
+            "logprobs": _f32_list(np.array(d.logprobs)),
+            "score": d.score,
+            "confidence": d.confidence,
+            "caption": d.text,
+        }
+    return rec
+
+
+def write_parity_v2(golden_dir: str | Path | None = None, out_dir: str | Path | None = None) -> dict:
+    """Writes ``parity-v2/`` (json + input WAVs) for the tiny bundle in ``golden_dir``; deterministic.
+    A case is one input under one manifest variant; every case's rules change greedy or beam ids."""
+    from earshot_train.bundle_decode import BundleDecoder
+
+    golden_dir = Path(golden_dir) if golden_dir else REPO_ROOT / "tests" / "golden"
+    out = Path(out_dir) if out_dir else golden_dir / "parity-v2"
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = golden_dir / "tiny-bundle"
+    plain = BundleDecoder(bundle)
+    sr = plain.spec.sample_rate
+    inputs = [("../tiny-input.wav", golden_dir / "tiny-input.wav")]
+    for k in range(PARITY_INPUTS):
+        path = out / f"input-{k}.wav"
+        write_wav(path, parity_signal(k, sr), sr)
+        inputs.append((path.name, path))
+    cases = []
+    for variant in PARITY_VARIANTS:
+        sections = parity_variant(plain.manifest, plain.vocab, variant)
+        dec = BundleDecoder(bundle, {**plain.manifest, **sections})
+        for name, path in inputs:
+            samples, _ = sf.read(str(path), dtype="float32")
+            rec = _decode_record(dec, plain, samples)
+            if all(r["ids"] == r["ids_without_rules"] for r in rec.values()):
+                raise RuntimeError(f"parity variant {variant} does not change the captions of {name}")
+            cases.append({"audio": name, "manifest": sections, **rec})
+    doc = {
+        "bundle": "../tiny-bundle",
+        "note": (
+            "per case: the tiny bundle with `manifest` merged into its manifest.json, on `audio`; ids "
+            "exclude <start> and include the final <end>; logprobs = unmasked log-softmax of each id "
+            "(onnxruntime); score = their mean; confidence = sigmoid(a*score+b); "
+            "ids_without_rules = the same search "
+            "with the bundle's own manifest"
+        ),
+        "generator": "python -m earshot_train golden --parity-v2",
+        "cases": cases,
+    }
+    (out / "parity-v2.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="earshot_train golden", description=__doc__)
     ap.add_argument("--out", default=None, help="output folder (default <repo>/tests/golden)")
     ap.add_argument("--no-frontend", action="store_true", help="skip the front-end golden vectors")
+    ap.add_argument(
+        "--parity-v2", action="store_true", help="write only parity-v2/ for the committed tiny bundle"
+    )
     args = ap.parse_args(argv)
+    if args.parity_v2:
+        doc = write_parity_v2(args.out)
+        print(json.dumps([{k: c[k]["ids"] for k in ("greedy", "beam")} for c in doc["cases"]]))
+        return 0
     exp = write_golden(args.out, frontend=not args.no_frontend)
     print(json.dumps({k: exp[k] for k in ("greedy_ids", "beam_ids", "caption_greedy", "caption_beam")}))
     return 0

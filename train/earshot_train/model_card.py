@@ -149,6 +149,21 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+DECODING = "## Decoding and confidence"
+ATTRIBUTION = "## Data and attribution"
+
+
+def keep_section(old: str, new: str, heading: str = DECODING, before: str = ATTRIBUTION) -> str:
+    """``new`` with the ``heading`` section of ``old`` (written by earshot_train.calibrate and
+    measure_decoding from their own measurements) kept, placed before the ``before`` section."""
+    if heading not in old or heading in new or before not in new:
+        return new
+    start = old.index(heading)
+    nxt = old.find("\n## ", start + len(heading))
+    sec = old[start : nxt + 1 if nxt >= 0 else len(old)].rstrip("\n") + "\n\n"
+    return new.replace(before, sec + before, 1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from earshot_train import trainer
     from earshot_train.config import load_config, run_dir
@@ -173,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bundle = Path(a.bundle)
     int8 = json.loads(Path(a.int8).read_text()) if Path(a.int8).is_file() else None
     text = render(cfg, bundle, info, evals, {r["id"]: r for r in rows}, results, int8)
-    (bundle / "MODEL_CARD.md").write_text(text)
+    card = bundle / "MODEL_CARD.md"
+    text = keep_section(card.read_text() if card.is_file() else "", text)
+    card.write_text(text)
     print(f"wrote {bundle / 'MODEL_CARD.md'}")
     return 0
 

@@ -14,15 +14,29 @@ finished; so is every live one after ``max_len`` generated tokens. Finished hypo
 student (its authors' implementation): ``k`` is always ``beam`` (a finished hypothesis frees its slot for a
 continuation of the live ones), and the search stops after the step at which the number of finished
 hypotheses becomes exactly ``beam`` (or when none is live, or at ``max_len``). Ranking as above.
+
+Repetition control (manifest ``search.no_repeat_ngram`` / ``search.once_words``, docs/bundle-format.md,
+"Version-1 extensions for model v2"; :class:`Repetition`, the same rules as ``src/model/repetition.rs``):
+for a hypothesis with generated ids ``y1..yt`` a token ``v`` is forbidden when the n-gram
+``y(t-n+2)..yt v`` already occurs in ``y1..yt``, or when ``v`` is a once-word already in ``y1..yt``;
+special tokens are never forbidden. Greedy takes the argmax of the logits with the forbidden tokens at
+``-inf``; beam search never keeps a forbidden candidate (even if fewer than ``k`` others remain). Kept
+candidates keep their UNMASKED log-softmax scores, so with no active rule the search is unchanged.
+
+The ``*_full`` functions also return each generated token's (unmasked, float32) log-softmax; the
+caption's score is their mean (:func:`mean_logprob`, ``<end>`` counted) and its confidence
+``sigmoid(a * s + b)`` (:func:`platt`, manifest section ``confidence``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from earshot_train.tokenizer import END, START
+from earshot_train.tokenizer import END, PAD, START, UNK
 
 StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 BEAM_MODES = ("shrinking", "constant")
@@ -35,16 +49,115 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True, dtype=np.float32)).astype(np.float32)
 
 
-def greedy(step: StepFn, memory: np.ndarray, max_len: int) -> list[int]:
-    """Generated ids (without <start>, with the final <end> if emitted). memory: [1, T, D]."""
+SPECIAL = (PAD, START, END, UNK)
+
+
+@dataclass(frozen=True)
+class Repetition:
+    """The repetition rules of one bundle: ``no_repeat_ngram`` (0 = off) and the once-word ids."""
+
+    no_repeat_ngram: int = 0
+    once: frozenset[int] = frozenset()
+    special: tuple[int, ...] = SPECIAL
+
+    @classmethod
+    def from_words(
+        cls,
+        no_repeat_ngram: int,
+        once_words: Sequence[str],
+        vocab: Sequence[str],
+        special: Sequence[int] = SPECIAL,
+    ) -> Repetition:
+        """Rules for ``vocab`` (index i = id i); once-words not in the vocabulary are ignored."""
+        wanted = set(once_words)
+        once = frozenset(i for i, w in enumerate(vocab) if w in wanted and i not in special)
+        return cls(int(no_repeat_ngram), once, tuple(special))
+
+    @classmethod
+    def from_manifest(cls, manifest: dict, vocab: Sequence[str]) -> Repetition:
+        sp = manifest.get("search", {})
+        tok = manifest.get("tokens", {})
+        special = tuple(
+            int(tok.get(k, d)) for k, d in zip(("pad", "start", "end", "unk"), SPECIAL, strict=True)
+        )
+        return cls.from_words(sp.get("no_repeat_ngram", 0), sp.get("once_words", []), vocab, special)
+
+    @property
+    def off(self) -> bool:
+        return self.no_repeat_ngram == 0 and not self.once
+
+    def forbidden(self, gen: Sequence[int]) -> list[int]:
+        """Sorted token ids forbidden after the generated ids ``gen`` (without <start>)."""
+        out: set[int] = set()
+        n, t = self.no_repeat_ngram, len(gen)
+        if n > 0 and t >= n:
+            suffix = list(gen[t - n + 1 :])
+            for i in range(t - n + 1):
+                if list(gen[i : i + n - 1]) == suffix:
+                    out.add(int(gen[i + n - 1]))
+        out.update(int(g) for g in gen if g in self.once)
+        return sorted(v for v in out if v not in self.special)
+
+
+NO_RULES = Repetition()
+
+
+@dataclass
+class Hyp:
+    """A search result: generated ids (no <start>, <end> if emitted) and each one's log-softmax."""
+
+    ids: list[int]
+    logprobs: list[float] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return mean_logprob(self.logprobs)
+
+
+def mean_logprob(logprobs: Sequence[float]) -> float:
+    """The length-normalised log-probability ``s`` (mean over the generated ids, <end> counted)."""
+    return (
+        float(np.sum(np.asarray(logprobs, dtype=np.float32), dtype=np.float64) / len(logprobs))
+        if len(logprobs)
+        else 0.0
+    )
+
+
+def sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def platt(score: float, a: float, b: float) -> float:
+    """Confidence of a caption with mean log-probability ``score``: ``sigmoid(a * score + b)``."""
+    return sigmoid(a * score + b)
+
+
+def greedy_full(step: StepFn, memory: np.ndarray, max_len: int, rules: Repetition = NO_RULES) -> Hyp:
+    """Greedy search with repetition control; ids and their unmasked log-probabilities."""
     ids = [START]
+    lps: list[float] = []
     for _ in range(max_len):
-        logits = np.asarray(step(np.array([ids], dtype=np.int64), memory))
-        nxt = int(np.argmax(logits[0]))
+        logits = np.asarray(step(np.array([ids], dtype=np.int64), memory))[0].astype(np.float32)
+        forbidden = rules.forbidden(ids[1:])
+        if forbidden:
+            masked = logits.copy()
+            masked[[f for f in forbidden if 0 <= f < masked.shape[0]]] = -np.inf
+            nxt = int(np.argmax(masked))
+        else:
+            nxt = int(np.argmax(logits))
+        lps.append(float(_log_softmax(logits)[nxt]))
         ids.append(nxt)
         if nxt == END:
             break
-    return ids[1:]
+    return Hyp(ids[1:], lps)
+
+
+def greedy(step: StepFn, memory: np.ndarray, max_len: int, rules: Repetition = NO_RULES) -> list[int]:
+    """Generated ids (without <start>, with the final <end> if emitted). memory: [1, T, D]."""
+    return greedy_full(step, memory, max_len, rules).ids
 
 
 def beam_search(
@@ -54,32 +167,58 @@ def beam_search(
     max_len: int,
     length_norm: float = 1.0,
     mode: str = "shrinking",
+    rules: Repetition = NO_RULES,
 ) -> list[int]:
     """Best hypothesis' generated ids (without <start>, with <end> if emitted). memory: [1, T, D]."""
-    return beam_search_many(step, [memory], beam, max_len, length_norm, mode)[0]
+    return beam_search_many(step, [memory], beam, max_len, length_norm, mode, rules)[0]
+
+
+def search_full(
+    step: StepFn,
+    memory: np.ndarray,
+    beam: int,
+    max_len: int,
+    length_norm: float = 1.0,
+    mode: str = "shrinking",
+    rules: Repetition = NO_RULES,
+) -> Hyp:
+    """Greedy when ``beam == 1``, beam search otherwise (as the runtime chooses), with log-probabilities."""
+    if beam <= 1:
+        return greedy_full(step, memory, max_len, rules)
+    return beam_search_many_full(step, [memory], beam, max_len, length_norm, mode, rules)[0]
 
 
 class _Beam:
     """The search state of one clip; :func:`beam_search_many` advances many of them in one batch."""
 
-    def __init__(self, memory: np.ndarray, beam: int, max_len: int, mode: str):
-        self.memory, self.beam, self.max_len, self.mode = memory, beam, max_len, mode
-        self.live: list[tuple[list[int], float]] = [([START], 0.0)]
-        self.finished: list[tuple[list[int], float]] = []
+    def __init__(self, memory: np.ndarray, beam: int, max_len: int, mode: str, rules: Repetition):
+        self.memory, self.beam, self.max_len, self.mode, self.rules = memory, beam, max_len, mode, rules
+        # (ids with <start>, score, per-token log-probabilities)
+        self.live: list[tuple[list[int], float, list[float]]] = [([START], 0.0, [])]
+        self.finished: list[tuple[list[int], float, list[float]]] = []
         self.t = 0
         self.done = False
 
     def advance(self, lp: np.ndarray) -> None:
         """One step from the log-probabilities ``lp`` [len(live), V] of the live hypotheses."""
         self.t += 1
-        scores = (np.array([s for _, s in self.live], dtype=np.float32)[:, None] + lp).reshape(-1)
+        scores = (np.array([s for _, s, _ in self.live], dtype=np.float32)[:, None] + lp).reshape(-1)
         k = self.beam - len(self.finished) if self.mode == "shrinking" else self.beam
-        order = np.argsort(-scores, kind="stable")[:k]
         vocab = lp.shape[1]
+        order = np.argsort(-scores, kind="stable")
+        if not self.rules.off:
+            removed = np.zeros(scores.shape[0], dtype=bool)
+            for b, (h, _, _) in enumerate(self.live):
+                for v in self.rules.forbidden(h[1:]):
+                    if 0 <= v < vocab:
+                        removed[b * vocab + v] = True
+            order = order[~removed[order]]
+        order = order[:k]
         new_live = []
         for flat in order:
             b, v = divmod(int(flat), vocab)
-            hyp = (self.live[b][0] + [v], float(scores[flat]))
+            ids, _, lps = self.live[b]
+            hyp = (ids + [v], float(scores[flat]), lps + [float(lp[b, v])])
             if v == END or self.t == self.max_len:
                 self.finished.append(hyp)
             else:
@@ -90,14 +229,15 @@ class _Beam:
         if self.t == self.max_len:
             self.done = True
 
-    def best(self, length_norm: float) -> list[int]:
-        best_ids, best_val = None, -np.inf
-        for ids, score in self.finished:
+    def best(self, length_norm: float) -> Hyp:
+        best, best_val = None, -np.inf
+        for ids, score, lps in self.finished:
             val = score / (float(len(ids) - 1) ** length_norm)
-            if val > best_val:
-                best_ids, best_val = ids, val
-        assert best_ids is not None
-        return best_ids[1:]
+            if best is None or val > best_val:
+                best, best_val = Hyp(ids[1:], lps), val
+        if best is None:
+            raise RuntimeError("beam search finished without a hypothesis")
+        return best
 
 
 def beam_search_many(
@@ -107,20 +247,34 @@ def beam_search_many(
     max_len: int,
     length_norm: float = 1.0,
     mode: str = "shrinking",
+    rules: Repetition = NO_RULES,
 ) -> list[list[int]]:
     """:func:`beam_search` for several clips at once (each memory [1, T, D], same T): the live hypotheses
     of all clips share one decoder call per step (they all have the same length), with results identical
     to searching each clip alone."""
+    return [h.ids for h in beam_search_many_full(step, memories, beam, max_len, length_norm, mode, rules)]
+
+
+def beam_search_many_full(
+    step: StepFn,
+    memories: list[np.ndarray],
+    beam: int,
+    max_len: int,
+    length_norm: float = 1.0,
+    mode: str = "shrinking",
+    rules: Repetition = NO_RULES,
+) -> list[Hyp]:
+    """:func:`beam_search_many` returning each clip's best :class:`Hyp` (ids and log-probabilities)."""
     if beam < 1 or max_len < 1:
         raise ValueError("beam and max_len must be >= 1")
     if mode not in BEAM_MODES:
         raise ValueError(f"beam mode must be one of {BEAM_MODES}, got {mode!r}")
-    beams = [_Beam(m, beam, max_len, mode) for m in memories]
+    beams = [_Beam(m, beam, max_len, mode, rules) for m in memories]
     while True:
         active = [b for b in beams if not b.done]
         if not active:
             break
-        tokens = np.array([h for b in active for h, _ in b.live], dtype=np.int64)
+        tokens = np.array([h for b in active for h, _, _ in b.live], dtype=np.int64)
         mem = np.concatenate([np.repeat(b.memory, len(b.live), axis=0) for b in active], axis=0)
         lp = _log_softmax(np.asarray(step(tokens, mem)))
         row = 0

@@ -1,0 +1,135 @@
+"""Fits a bundle's caption confidence on the validation split and writes its decoding sections.
+
+``python -m earshot_train.calibrate --bundle models/default`` (defaults: ``train/configs/corpus.toml``,
+``--ngram 3``):
+
+1. renders the corpus' VALIDATION clips (the split ``earshot_train.ship`` selected the shipped model on; the
+   per-clip seeds are those of the full corpus build, so the clips are the same; only val is built);
+2. decodes each with the bundle's own search (``earshot_train.bundle_decode``, the runtime's algorithm) and
+   repetition control on: ``no_repeat_ngram`` and ``once_words`` = the canonical source names of
+   ``earshot_train.captions.SYNONYMS`` that are in the vocabulary (the content nouns a caption should name
+   at most once);
+3. fits Platt ``a``, ``b`` by logistic regression of "the caption names every source of the clip"
+   (``names_all_sources``, the source accuracy of ship.py/results.py) on the mean log-probability ``s``;
+4. reports the expected calibration error (10 equal-width bins) on val and writes ``search.no_repeat_ngram``,
+   ``search.once_words`` and ``confidence`` into the bundle's manifest.json (other keys untouched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earshot_train.audio_io import load_audio
+from earshot_train.bundle_decode import BundleDecoder
+from earshot_train.captions import SYNONYMS, names_all_sources
+from earshot_train.corpus import CorpusConfig, build_corpus, read_manifest
+from earshot_train.shared import REPO_ROOT
+
+KINDS = ("single", "bed", "overlap", "sequence")
+
+
+def once_words(vocab: Sequence[str]) -> list[str]:
+    """The stated rule: canonical source names (``SYNONYMS`` keys) present in the vocabulary, sorted."""
+    return sorted(set(SYNONYMS) & set(vocab))
+
+
+def val_corpus(config: Path, out: Path) -> Path:
+    """Builds only the validation clips of the corpus ``config`` into ``out`` (clip seeds unchanged)."""
+    cfg = CorpusConfig.load(config)
+    zero = {f"n_train_{k}": 0 for k in KINDS} | {f"n_test_{k}": 0 for k in KINDS if k != "single"}
+    cfg = replace(cfg, **zero, n_test_single=1, n_audio_only=0)
+    return build_corpus(cfg, out, progress=False)
+
+
+def fit_platt(s: np.ndarray, y: np.ndarray, iters: int = 100) -> tuple[float, float]:
+    """Logistic regression ``P(y=1) = sigmoid(a*s + b)`` by Newton's method (tiny ridge for stability)."""
+    X = np.stack([s, np.ones_like(s)], axis=1)
+    w = np.zeros(2)
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-(X @ w)))
+        g = X.T @ (p - y) + 1e-6 * w
+        H = (X * (p * (1 - p))[:, None]).T @ X + 1e-6 * np.eye(2)
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(w[0]), float(w[1])
+
+
+def ece(conf: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: sum over equal-width confidence bins of |accuracy - mean confidence|
+    weighted by the bin's share of the clips."""
+    idx = np.minimum((conf * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.mean() * abs(y[m].mean() - conf[m].mean())
+    return float(total)
+
+
+def calibrate(
+    bundle: Path, corpus_config: Path, work: Path, ngram: int = 3, write: bool = True
+) -> dict[str, Any]:
+    base = BundleDecoder(bundle)
+    m = json.loads((bundle / "manifest.json").read_text())
+    words = once_words(base.vocab)
+    search_ = {**m["search"], "no_repeat_ngram": ngram, "once_words": words}
+    dec = BundleDecoder(bundle, {**m, "search": search_})
+    corpus = val_corpus(corpus_config, work)
+    rows = read_manifest(corpus, ["val"])
+    sr = dec.spec.sample_rate
+    scores, right, clips = [], [], []
+    for r in rows:
+        x = load_audio(corpus / r["audio"], sr)
+        d = dec.decode(x)
+        ok = names_all_sources(d.text, r["sources"])
+        scores.append(d.score)
+        right.append(float(ok))
+        clips.append({"id": r["id"], "caption": d.text, "score": d.score, "right": ok})
+    s, y = np.array(scores), np.array(right)
+    a, b = fit_platt(s, y)
+    conf = 1.0 / (1.0 + np.exp(-(a * s + b)))
+    fit = {
+        "split": "val",
+        "n": len(rows),
+        "ece": round(ece(conf, y), 4),
+        "bins": 10,
+        "target": "caption names every source of the clip (names_all_sources)",
+        "source_accuracy": round(float(y.mean()), 4),
+        "generator": "python -m earshot_train.calibrate",
+    }
+    section = {"method": "platt", "a": round(a, 6), "b": round(b, 6), "fit": fit}
+    if write:
+        m["search"] = search_
+        m["confidence"] = section
+        (bundle / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+    return {"search": search_, "confidence": section, "clips": clips}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="earshot_train.calibrate", description=__doc__.split("\n")[0])
+    ap.add_argument("--bundle", type=Path, default=REPO_ROOT / "models" / "default")
+    ap.add_argument("--corpus-config", type=Path, default=REPO_ROOT / "train" / "configs" / "corpus.toml")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/earshot-calibrate-val"))
+    ap.add_argument("--ngram", type=int, default=3)
+    ap.add_argument("--dry-run", action="store_true", help="report only, leave manifest.json alone")
+    ap.add_argument("--clips-out", type=Path, default=None, help="write per-clip results (JSON)")
+    a = ap.parse_args(argv)
+    res = calibrate(a.bundle, a.corpus_config, a.work, a.ngram, write=not a.dry_run)
+    if a.clips_out:
+        a.clips_out.write_text(json.dumps(res["clips"], indent=1) + "\n")
+    print(json.dumps({"confidence": res["confidence"], "once_words": res["search"]["once_words"]}))
+    return 0 if all(math.isfinite(v) for v in (res["confidence"]["a"], res["confidence"]["b"])) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
