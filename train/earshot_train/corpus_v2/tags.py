@@ -54,9 +54,9 @@ def load_tags(path: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
     p = path or tags_path()
     if not p.is_file():
         return {}
-    z = np.load(p, allow_pickle=False)
-    files = [str(f) for f in z["files"]]
-    return {f: {"max": z["pmax"][i], "mean": z["pmean"][i], "emb": z["emb"][i]} for i, f in enumerate(files)}
+    with np.load(p, allow_pickle=False) as z:  # read each array once (indexing z[...] re-reads it)
+        files, pmax, pmean, emb = (z[k] for k in ("files", "pmax", "pmean", "emb"))
+    return {str(f): {"max": pmax[i], "mean": pmean[i], "emb": emb[i]} for i, f in enumerate(files)}
 
 
 def _save(p: Path, done: dict[str, dict[str, np.ndarray]]) -> None:
