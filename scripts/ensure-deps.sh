@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the system packages and tools a target needs are present.
-#   scripts/ensure-deps.sh build   -> what `cargo build` needs (Rust toolchain, pkg-config, ALSA headers)
+#   scripts/ensure-deps.sh build   -> what `cargo build` needs (Rust toolchain, gcc, pkg-config, ALSA headers)
 #   scripts/ensure-deps.sh test    -> build + sox + mosquitto + rustfmt/clippy + Python for train/
+#                                     + dpkg-dev, binutils, systemd, adduser (the Debian packages)
 # As root, missing Debian packages are installed with apt-get; otherwise the script prints the
 # command to run and fails.
 set -euo pipefail
@@ -19,11 +20,22 @@ installed() {
 need_pkg() { installed "$1" || apt_pkgs+=("$1"); }
 
 if command -v dpkg >/dev/null 2>&1; then
+    # gcc + libc6-dev: rustc's linker (`cc`) and the C compiler of build scripts (cc crate);
+    # a minimal Debian (debootstrap, a container image) has neither.
+    need_pkg gcc
+    need_pkg libc6-dev
     need_pkg pkg-config
     need_pkg libasound2-dev
     need_pkg ca-certificates
     if [ "$what" = test ]; then
         need_pkg sox
+        # the Debian packages (scripts/package.sh, check-packaging.sh, check-deb.sh,
+        # check-installed.sh): dpkg-shlibdeps (cargo-deb's Depends), readelf, systemd-analyze,
+        # and adduser (the package depends on it; postinst uses it).
+        need_pkg dpkg-dev
+        need_pkg binutils
+        need_pkg systemd
+        need_pkg adduser
         # tests/listen_sinks.rs starts its own broker on a free loopback port.
         need_pkg mosquitto
         command -v python3 >/dev/null 2>&1 || apt_pkgs+=(python3)

@@ -43,6 +43,10 @@ done
 [[ -f config/earshot.toml ]] || die "config/earshot.toml (the commented default config) is missing"
 [[ -f packaging/earshot.service ]] || die "packaging/earshot.service is missing"
 
+# cargo-deb fills in Depends ($auto: libc6, libasound2, ...) with dpkg-shlibdeps (dpkg-dev);
+# without it the packages would lack them (scripts/check-deb.sh checks they are there).
+command -v dpkg-shlibdeps >/dev/null 2>&1 \
+    || die "dpkg-shlibdeps is missing (sudo apt-get install dpkg-dev): cargo-deb needs it for Depends"
 if ! cargo deb --version >/dev/null 2>&1; then
     log "installing cargo-deb from crates.io (a few minutes)"
     cargo install --locked cargo-deb

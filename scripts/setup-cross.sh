@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Idempotently install what cross builds and ARM test runs need (Debian 12, run as root):
-#   - Debian cross gcc for aarch64 and armhf, qemu-user (the cargo runners),
+#   - Debian cross gcc for aarch64 and armhf with the target libc headers and crt files
+#     (libc6-dev-arm64-cross, libc6-dev-armhf-cross: only Recommends of the cross gcc, which
+#     --no-install-recommends skips; build scripts that compile C for the target, e.g. alloca's,
+#     need them), qemu-user (the cargo runners),
 #   - multiarch arm64/armhf: libc6 (puts the target's dynamic loader at /lib/ld-linux-*.so.*,
 #     where qemu-user finds it without -L) and libasound2-dev (cpal's ALSA, for the `mic` feature),
 #   - the Rust targets aarch64-unknown-linux-gnu and armv7-unknown-linux-gnueabihf.
@@ -18,7 +21,8 @@ sudo_if_needed() {
 }
 
 if [[ "$want_apt" == 1 ]]; then
-    pkgs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user pkg-config
+    pkgs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+          libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-user pkg-config
           libc6:arm64 libc6:armhf libasound2-dev:arm64 libasound2-dev:armhf)
     arches="$(dpkg --print-foreign-architectures)"
     added=0
@@ -41,7 +45,7 @@ if [[ "$want_apt" == 1 ]]; then
         if [[ "$added" == 1 ]] || ! apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
             # A partly failing index (mirror sync) must not stop us: apt-get install decides.
             sudo_if_needed apt-get update -qq || log "apt-get update reported errors; trying the install anyway"
-            sudo_if_needed apt-get install -y -qq --no-install-recommends "${missing[@]}"
+            sudo_if_needed apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
         fi
     else
         log "apt packages present"
