@@ -12,7 +12,8 @@ Decision per file, in order:
    file's top :data:`AGREE_TOP` tags. Agree → keep. Disagree → relabel when mn04's top tag is confident
    (≥ :data:`RELABEL_P`) and belongs to a class of the same group; otherwise drop.
 4. **No label rule**: relabel from mn04 alone when its top tag is confident (≥ :data:`MN04_ONLY_P`) and
-   specific (not a generic tag such as "Sound effect"); otherwise drop.
+   specific (not a generic tag such as "Sound effect" nor a broad one such as "Music"), outside the
+   desktop notification themes; otherwise drop.
 5. **Synthetic UI beeps and tones** (interface words in the label, or mn04's top tag a beep, sine,
    chirp tone or generic "Sound effect") are dropped unless the class is one whose words fit them.
 
@@ -94,6 +95,11 @@ GENERIC_TAGS = {
     "Field recording",
     "Silence",
 }
+#: tags too broad to name a class from mn04 alone (no label rule): they would teach "music plays"
+#: for designed game and desktop jingles
+BROAD_TAGS = {"Music", "Speech", "Musical instrument", "Electronic music", "Video game music"}
+#: collections of designed notification sounds: a file there needs a label rule
+SYNTHETIC_UI = {"desktop-sound-themes"}
 TONE_TAGS = {
     "Beep, bleep",
     "Sine wave",
@@ -262,8 +268,8 @@ def decide(
         return replace(base, reason="synthetic UI sound (interface word in label)")
     if tone:
         return replace(base, reason=f"synthetic tone/beep (mn04 top {top_tag} {top_p:.2f})")
-    alt = _tag_class(top_tag, classes) if top_tag not in GENERIC_TAGS else ""
-    if alt and alt != "nothing" and top_p >= MN04_ONLY_P:
+    alt = _tag_class(top_tag, classes) if top_tag not in GENERIC_TAGS | BROAD_TAGS else ""
+    if alt and alt != "nothing" and top_p >= MN04_ONLY_P and s.collection not in SYNTHETIC_UI:
         return replace(
             base, cls=alt, action="relabel", reason=f"no label rule; mn04 top {top_tag} {top_p:.2f}"
         )
