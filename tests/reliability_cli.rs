@@ -71,6 +71,38 @@ fn caption_prints_the_part_before_a_cut() {
     );
 }
 
+#[test]
+fn caption_prints_the_readable_part_of_a_flac_with_a_flipped_byte() {
+    let Some(b) = bundle() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(support::repo().join("tests/data/tone-22k-stereo.flac")).unwrap();
+    // One byte in the middle of the audio frames: the frames after it cannot be decoded.
+    let k = bytes.len() / 2;
+    bytes[k] ^= 0xFF;
+    let bad = dir.path().join("flipped.flac");
+    std::fs::write(&bad, &bytes).unwrap();
+    let (code, out, err) = run(&[
+        "caption",
+        "--model",
+        &b,
+        bad.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
+    let e = ends(&out);
+    assert_eq!(
+        e.len(),
+        1,
+        "the readable part (one partial window) is captioned: {out}"
+    );
+    assert!(
+        e[0] > 0.5 && e[0] < 1.0,
+        "ends where decoding stopped: {out}"
+    );
+}
+
 // ---- item 11: --window / --hop are usage errors naming the setting ----
 
 #[test]
