@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::json::json_lines;
 use support::wav::WavSpec;
-use support::{earshot_limited, repo};
+use support::{earshot_limited, finished, repo, Run};
 
 /// The address-space limit of every run here: a 1.5 GiB board.
 const LIMIT: u64 = 1536 << 20;
@@ -25,28 +25,8 @@ fn earshot() -> Command {
     earshot_limited(LIMIT)
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn finish(out: std::process::Output) -> Run {
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !r.stderr.contains("panicked") && !r.stderr.contains("internal error"),
-        "panic: {}",
-        r.stderr
-    );
-    r
-}
-
 fn run(args: &[&str]) -> Run {
-    finish(earshot().args(args).output().unwrap())
+    finished(earshot().args(args).output().unwrap())
 }
 
 fn s(p: &Path) -> String {
@@ -459,7 +439,7 @@ fn non_finite_samples_are_zeroed_and_warned_about_on_every_path() {
     let mut args = vec!["listen", "--stdin", "--config", &c];
     args.extend(common);
     args.extend(gate);
-    let r = finish(
+    let r = finished(
         earshot()
             .args(&args)
             .stdin(std::fs::File::open(&nan).unwrap())

@@ -11,12 +11,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use support::*;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// `earshot caption --model BUNDLE WAV` (greedy, to keep the cached-decoder cases quick).
 fn caption(bundle: &Path, wav: &Path) -> Run {
     let out = earshot()
@@ -27,17 +21,7 @@ fn caption(bundle: &Path, wav: &Path) -> Run {
         .arg(wav)
         .output()
         .unwrap();
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"),
-        "panic: {}",
-        r.stderr
-    );
-    r
+    finished(out)
 }
 
 /// The shipped default bundle (it has the key/value-cached decoder).

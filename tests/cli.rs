@@ -8,12 +8,6 @@ use std::path::{Path, PathBuf};
 use support::json::json_lines;
 use support::*;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn run(args: &[&str], model: Option<&Path>) -> Run {
     // `--model` is an option of the subcommand: it goes after the subcommand name.
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -23,17 +17,7 @@ fn run(args: &[&str], model: Option<&Path>) -> Run {
     }
     let mut c = earshot();
     let out = c.args(&all).output().unwrap();
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"),
-        "panic: {}",
-        r.stderr
-    );
-    r
+    finished(out)
 }
 
 /// A 7.5 s mono 16 kHz WAV test file.

@@ -2,7 +2,8 @@
 //! paths, the tiny golden bundle, the shared directory, and the one `earshot()` command with one
 //! environment scrub (and [`earshot_limited`], the same under a memory limit); WAV files ([`wav`]), test signals ([`signal`], on
 //! `earshot::audio::synth`), a fake model and an in-memory sink ([`fake`]), a mosquitto broker
-//! ([`broker`]), pseudo-terminals ([`pty`]) and JSON helpers ([`json`]).
+//! ([`broker`]), pseudo-terminals ([`pty`]), JSON helpers ([`json`]) and [`Run`], a finished run
+//! of the binary checked for panics.
 #![allow(dead_code, unused_imports)]
 
 pub mod broker;
@@ -111,4 +112,29 @@ pub fn earshot_limited(bytes: u64) -> Command {
         });
     }
     c
+}
+
+/// One finished run of the binary: exit status (-1 when a signal ended it), stdout, stderr.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Collects a finished run. Bad input must never reach a panic: a panic message, a backtrace hint
+/// or earshot's "internal error" (a caught panic) on stderr fails the test.
+pub fn finished(out: std::process::Output) -> Run {
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !r.stderr.contains("panicked")
+            && !r.stderr.contains("RUST_BACKTRACE")
+            && !r.stderr.contains("internal error"),
+        "panic: {}",
+        r.stderr
+    );
+    r
 }
