@@ -57,7 +57,7 @@ impl SinkSet {
                 continue;
             }
             if let Err(e) = s.emit(ev) {
-                if output_gone(&e) {
+                if output_gone(&e) && !s.reopens() {
                     *gone = true;
                     log::info!(
                         "output {} was closed by its reader; no longer written",
@@ -200,4 +200,64 @@ pub fn run(
     sinks.emit(&Event::Summary(summary), &ctx.counters);
     sinks.flush();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A sink whose reader goes away (every write a broken pipe) until `back` is set.
+    struct Flaky {
+        reopens: bool,
+        back: Arc<Mutex<bool>>,
+        written: Arc<Mutex<usize>>,
+    }
+
+    impl EventSink for Flaky {
+        fn name(&self) -> String {
+            "flaky".into()
+        }
+        fn emit(&mut self, _event: &Event) -> Result<()> {
+            if !*self.back.lock().unwrap() {
+                let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+                return Err(anyhow::Error::new(pipe).context("writing"));
+            }
+            *self.written.lock().unwrap() += 1;
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn reopens(&self) -> bool {
+            self.reopens
+        }
+    }
+
+    /// A serial port whose pty was closed must be written again once it is back (the soak found
+    /// it given up for good); a pipe whose reader left (`listen | head`) is given up.
+    #[test]
+    fn a_reopening_sink_is_never_given_up_on_a_broken_pipe() {
+        for reopens in [true, false] {
+            let back = Arc::new(Mutex::new(false));
+            let written = Arc::new(Mutex::new(0));
+            let sink = Flaky {
+                reopens,
+                back: back.clone(),
+                written: written.clone(),
+            };
+            let mut set = SinkSet::new(vec![Box::new(sink)]);
+            let counters = Counters::default();
+            let ev = Event::Health(HealthEvent::default());
+            set.emit(&ev, &counters);
+            *back.lock().unwrap() = true;
+            set.emit(&ev, &counters);
+            assert_eq!(
+                *written.lock().unwrap(),
+                usize::from(reopens),
+                "reopens {reopens}"
+            );
+            assert_eq!(set.all_gone(), !reopens);
+        }
+    }
 }

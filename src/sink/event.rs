@@ -98,4 +98,10 @@ pub trait EventSink: Send {
     fn dropped(&self) -> u64 {
         0
     }
+    /// True for a sink that reopens its device by itself (a serial port whose reader went away
+    /// comes back when the adapter is plugged in again): a broken pipe is then an outage to ride
+    /// out, never a reason to stop writing to it.
+    fn reopens(&self) -> bool {
+        false
+    }
 }

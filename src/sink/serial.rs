@@ -83,6 +83,10 @@ impl EventSink for SerialSink {
         format!("serial {}", self.path)
     }
 
+    fn reopens(&self) -> bool {
+        true
+    }
+
     fn emit(&mut self, event: &Event) -> Result<()> {
         let Some(line) = event_line(event, self.format, &FormatOptions::default()) else {
             return Ok(());
