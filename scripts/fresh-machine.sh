@@ -31,7 +31,7 @@
 # and nothing added by an earlier run is seen by the next. ~/.cargo/registry comes with it as a
 # download cache (crates not in it are fetched from crates.io; --no-cargo-cache hides it).
 #
-# Mounted in the chroot: /proc, /sys (read-only), /dev with /dev/pts (the pty tests), /run (tmpfs),
+# Mounted in the chroot: root/ bound onto itself (so that / is a mount point), /proc, /sys (read-only), /dev with /dev/pts (the pty tests), /run (tmpfs),
 # /tmp (a directory of the work dir, on disk), ~/.rustup, ~/.cargo, shared data read-only at
 # /work/shared, and --wheels. Copied from this machine (its network setup, not software): the
 # Debian apt sources, apt's Check-Valid-Until setting, /etc/resolv.conf and the local CA
@@ -162,6 +162,10 @@ rustup_home="${RUSTUP_HOME:-$HOME/.rustup}" cargo_home="${CARGO_HOME:-$HOME/.car
 [[ -x "$cargo_home/bin/cargo" ]] || die "no Rust toolchain at $cargo_home (rustup)"
 mkdir -p "$work/tmp" "$root/root/.rustup" "$root/root/.cargo"
 chmod 1777 "$work/tmp"
+# The chroot's / must be a mount point, as on a real machine: tools that change the propagation of
+# / (check-deb's install test runs `unshare --mount --propagation private`) fail with EINVAL on a
+# plain directory. Bind root/ onto itself first; every mount below lands on top of it.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount -o remount,bind,ro "$root/sys" 2>/dev/null || true
