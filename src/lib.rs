@@ -8,9 +8,12 @@
 //!    decoding, downmix, resampling, windows ([`audio::stream::WindowStream`]);
 //! 3. [`model`] — a window → a caption: the bundle, the log-mel front end, the encoder/decoder
 //!    backends, the search, the [`Captioner`];
-//! 4. [`live`] — `listen`'s DSP and inference threads, silence gate, dedup, health;
+//! 4. [`live`] — `listen`'s DSP and inference threads, silence gate, the caption rules
+//!    ([`live::filter`]: threshold, only/ignore, speech privacy; `caption` uses them too),
+//!    dedup, health;
 //! 5. [`sink`] — where captions go (`caption` and `listen`): one event family, one sink trait,
-//!    one formatter per line shape; stdout/file lines, serial, MQTT.
+//!    one formatter per line shape; stdout/file lines, serial, MQTT; and [`clips`], the audio
+//!    behind a caption saved by its own writer thread.
 //!
 //! Around them: [`config`] (listen's settings: file shape, validation, board profiles),
 //! [`commands`] (one file per subcommand, exit codes) and [`cli`] (the command line).
@@ -26,6 +29,8 @@ pub mod model;
 pub mod live;
 // 5. where captions go
 pub mod sink;
+// 5b. the audio behind a caption, saved to disk
+pub mod clips;
 
 // Around the stages.
 pub mod cli;

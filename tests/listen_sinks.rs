@@ -35,6 +35,7 @@ fn caption(text: &str, start: f64) -> Event {
         dropped_samples: 0,
         dropped_windows: 0,
         level_dbfs: -20.0,
+        clip: None,
     })
 }
 

@@ -78,6 +78,7 @@ fn caption(n: usize) -> Event {
         dropped_samples: 0,
         dropped_windows: 0,
         level_dbfs: -20.0,
+        clip: None,
     })
 }
 

@@ -50,18 +50,42 @@ impl WindowStream {
         samples: &[f32],
         on_window: impl FnMut(Window<'_>) -> Result<()>,
     ) -> Result<()> {
+        self.push_tapped(samples, |_| {}, on_window)
+    }
+
+    /// [`Self::push`], handing every model-rate sample to `tap` first, in stream order (so a
+    /// window's samples have all been tapped when `on_window` sees it; the clip ring of
+    /// `listen` is filled this way).
+    pub fn push_tapped(
+        &mut self,
+        samples: &[f32],
+        mut tap: impl FnMut(&[f32]),
+        on_window: impl FnMut(Window<'_>) -> Result<()>,
+    ) -> Result<()> {
         self.scratch.clear();
         let scratch = &mut self.scratch;
         self.resampler
             .push(samples, |s| scratch.extend_from_slice(s))?;
+        tap(&self.scratch);
         self.chunker.push(&self.scratch, on_window)
     }
 
     /// Ends the stream: flushes the resampler and emits the zero-padded last window, if any.
-    pub fn finish(&mut self, mut on_window: impl FnMut(Window<'_>) -> Result<()>) -> Result<()> {
+    pub fn finish(&mut self, on_window: impl FnMut(Window<'_>) -> Result<()>) -> Result<()> {
+        self.finish_tapped(|_| {}, on_window)
+    }
+
+    /// [`Self::finish`] with a `tap` as in [`Self::push_tapped`] (the zero padding of the last
+    /// window is not audio and is not tapped).
+    pub fn finish_tapped(
+        &mut self,
+        mut tap: impl FnMut(&[f32]),
+        mut on_window: impl FnMut(Window<'_>) -> Result<()>,
+    ) -> Result<()> {
         self.scratch.clear();
         let scratch = &mut self.scratch;
         self.resampler.finish(|s| scratch.extend_from_slice(s))?;
+        tap(&self.scratch);
         self.chunker.push(&self.scratch, &mut on_window)?;
         self.chunker.finish(on_window)
     }

@@ -7,8 +7,12 @@
 //! ([`config::show`]), so a config that passes the check passes start-up.
 
 use super::{env_var, load_model, one_line, Fatal, EXIT_INPUT_FAILED};
+use crate::clips::ClipSettings;
+use crate::config::settings::PrivacySettings;
 use crate::config::show::{self, Resolved};
+use crate::config::CaptionSettings;
 use crate::config::{self, validate::hop_seconds, RawConfig, Settings, SourceSettings};
+use crate::live::filter::CaptionRules;
 use crate::live::{self, LiveParams};
 use crate::model::{Captioner, Model};
 use crate::sink::line::stdout_open;
@@ -92,6 +96,34 @@ pub struct ListenArgs {
     /// Suppress a repeated caption for this many seconds [captions.holdoff_seconds; default 30]
     #[arg(long, value_name = "SECONDS", help_heading = "Captions")]
     pub holdoff: Option<f64>,
+    /// Emit only captions at least this confident, 0 = all [captions.min_confidence; default 0.9]
+    #[arg(long, value_name = "0..1", help_heading = "Captions")]
+    pub min_confidence: Option<f64>,
+    /// Emit only captions mentioning one of these words or tags (repeat, or comma-separated)
+    /// [captions.only]
+    #[arg(
+        long,
+        value_name = "WORDS",
+        value_delimiter = ',',
+        help_heading = "Captions"
+    )]
+    pub only: Vec<String>,
+    /// Leave out captions mentioning one of these words or tags (repeat, or comma-separated)
+    /// [captions.ignore]
+    #[arg(
+        long,
+        value_name = "WORDS",
+        value_delimiter = ',',
+        help_heading = "Captions"
+    )]
+    pub ignore: Vec<String>,
+    /// Speech windows: keep, mask ("someone speaks", no clip) or drop (nothing leaves the
+    /// device) [privacy.speech; default keep]
+    #[arg(long, value_name = "MODE", help_heading = "Captions")]
+    pub privacy_speech: Option<String>,
+    /// Save the audio of each caption (FLAC) into this folder [clips.dir]
+    #[arg(long, value_name = "DIR", help_heading = "Outputs")]
+    pub clips_dir: Option<PathBuf>,
 
     /// What to print on stdout: text, jsonl or none [output.stdout]
     #[arg(long, value_name = "FORMAT", help_heading = "Outputs")]
@@ -163,6 +195,11 @@ impl ListenArgs {
         r.captions.hop_seconds = self.hop;
         r.captions.gate_dbfs = self.gate_dbfs;
         r.captions.holdoff_seconds = self.holdoff;
+        r.captions.min_confidence = self.min_confidence;
+        r.captions.only = (!self.only.is_empty()).then(|| self.only.clone());
+        r.captions.ignore = (!self.ignore.is_empty()).then(|| self.ignore.clone());
+        r.privacy.speech = self.privacy_speech.clone();
+        r.clips.dir = self.clips_dir.clone();
         r.output.stdout = self.format.clone();
         r.output.jsonl_file = self.jsonl_file.clone();
         r.output.health_seconds = self.health;
@@ -230,6 +267,8 @@ fn model(s: &Settings) -> Result<Ready, Fatal> {
         queue_windows: s.captions.queue_windows,
         ring_seconds: s.ring_seconds,
         health_every: s.output.health_seconds.map(Duration::from_secs_f64),
+        rules: rules(&s.captions, &s.privacy),
+        clips: s.clips.clone(),
     };
     let resolved = Resolved {
         bundle: model.dir.clone(),
@@ -237,6 +276,8 @@ fn model(s: &Settings) -> Result<Ready, Fatal> {
         beam: captioner.params().beam,
         window_seconds: window_s,
         hop_seconds: hop_s,
+        has_confidence: model.manifest.confidence.is_some(),
+        has_tags: model.manifest.tags.is_some(),
     };
     Ok(Ready {
         model,
@@ -244,6 +285,42 @@ fn model(s: &Settings) -> Result<Ready, Fatal> {
         params,
         resolved,
     })
+}
+
+/// The caption rules of `[captions]` and `[privacy]`.
+pub fn rules(c: &CaptionSettings, p: &PrivacySettings) -> CaptionRules {
+    CaptionRules {
+        min_confidence: c.min_confidence,
+        only: CaptionRules::patterns(&c.only),
+        ignore: CaptionRules::patterns(&c.ignore),
+        speech: p.speech,
+        speech_clips: p.speech_clips,
+    }
+}
+
+/// `[clips]` in `Check` mode: the folder exists and takes a file, or can be created (the check
+/// leaves nothing behind). At start a clip folder that cannot be written is an error that is
+/// logged and counted, not fatal (a USB stick may be mounted later).
+fn check_clips(c: &ClipSettings) -> Result<()> {
+    let dir = &c.dir;
+    if dir.is_dir() {
+        let probe = dir.join(format!(".earshot-check-{}", std::process::id()));
+        std::fs::write(&probe, b"")
+            .with_context(|| format!("clips.dir {} is not writable", dir.display()))?;
+        let _ = std::fs::remove_file(&probe);
+        return Ok(());
+    }
+    if dir.exists() {
+        anyhow::bail!("clips.dir {} is not a folder", dir.display());
+    }
+    let parent = dir
+        .ancestors()
+        .skip(1)
+        .find(|a| a.as_os_str().is_empty() || a.is_dir());
+    match parent {
+        Some(_) => Ok(()),
+        None => anyhow::bail!("clips.dir {}: no parent folder", dir.display()),
+    }
 }
 
 /// An output file opened for appending (created when missing). `Check` opens it the same way
@@ -348,6 +425,9 @@ fn check_config(settings: &Settings) -> Result<u8, Fatal> {
     let ready = model(settings)?;
     open_source(settings, Mode::Check, &AtomicBool::new(false)).map_err(Fatal::input)?;
     sinks(settings, Mode::Check).map_err(Fatal::input)?;
+    if let Some(c) = &settings.clips {
+        check_clips(c).map_err(Fatal::input)?;
+    }
     print!("{}", show::render(settings, &ready.resolved));
     Ok(0)
 }
@@ -393,12 +473,20 @@ pub fn run(args: &ListenArgs) -> Result<u8, Fatal> {
     match live::run(source.as_mut(), params, Box::new(captioner), sinks, &stop) {
         Ok(t) => {
             log::info!(
-                "done: {} windows, {} captions, {} gated, {} suppressed, {} dropped",
+                "done: {} windows, {} captions, {} gated, {} suppressed, {} uncertain, \
+                 {} filtered, {} privacy-dropped, {} dropped; clips {} written, {} pruned, \
+                 {} failed",
                 t.windows,
                 t.captions,
                 t.gated,
                 t.suppressed,
-                t.dropped_windows
+                t.uncertain,
+                t.filtered,
+                t.privacy_dropped,
+                t.dropped_windows,
+                t.clips_written,
+                t.clips_pruned,
+                t.clips_failed
             );
             Ok(0)
         }

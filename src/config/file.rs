@@ -19,6 +19,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub captions: RawCaptions,
     #[serde(default)]
+    pub privacy: RawPrivacy,
+    #[serde(default)]
+    pub clips: RawClips,
+    #[serde(default)]
     pub output: RawOutput,
     #[serde(default)]
     pub serial: RawSerial,
@@ -58,6 +62,28 @@ pub struct RawCaptions {
     pub holdoff_seconds: Option<f64>,
     pub similarity: Option<f64>,
     pub queue_windows: Option<i64>,
+    pub min_confidence: Option<f64>,
+    pub only: Option<Vec<String>>,
+    pub ignore: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    pub speech: Option<String>,
+    pub speech_clips: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawClips {
+    pub dir: Option<PathBuf>,
+    pub format: Option<String>,
+    pub pre_seconds: Option<f64>,
+    pub post_seconds: Option<f64>,
+    pub max_files: Option<i64>,
+    pub max_megabytes: Option<f64>,
+    pub max_age_days: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -169,7 +195,10 @@ impl RawConfig {
         take!(source: kind, device, file, realtime, speed, stdin_format, stdin_rate,
               stdin_channels, ring_seconds, watchdog_seconds, device_required);
         take!(captions: window_seconds, hop_seconds, gate_dbfs, holdoff_seconds, similarity,
-              queue_windows);
+              queue_windows, min_confidence, only, ignore);
+        take!(privacy: speech, speech_clips);
+        take!(clips: dir, format, pre_seconds, post_seconds, max_files, max_megabytes,
+              max_age_days);
         take!(output: stdout, jsonl_file, text_file, health_seconds);
         take!(serial: device, baud, format, required);
         take!(mqtt: host, port, topic, health_topic, qos, retain, client_id,

@@ -4,6 +4,8 @@
 //! [`crate::sink`]); this module gathers them.
 
 use crate::audio::pcm::PcmFormat;
+use crate::clips::ClipSettings;
+use crate::live::filter::SpeechPrivacy;
 use crate::sink::format::LineFormat;
 use crate::sink::mqtt::MqttSettings;
 use crate::sink::serial::SerialSettings;
@@ -41,6 +43,21 @@ pub struct CaptionSettings {
     pub holdoff_seconds: f64,
     pub similarity: f64,
     pub queue_windows: usize,
+    /// Captions with a lower confidence are not emitted (`uncertain`). `None`: no threshold.
+    /// Captions of bundles without a confidence always pass.
+    pub min_confidence: Option<f64>,
+    /// When not empty, only captions matching one of these words are emitted.
+    pub only: Vec<String>,
+    /// Captions matching one of these words are not emitted.
+    pub ignore: Vec<String>,
+}
+
+/// `[privacy]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PrivacySettings {
+    pub speech: SpeechPrivacy,
+    /// Store clips of speech windows (only with `speech = "keep"`; default false).
+    pub speech_clips: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +83,9 @@ pub struct Settings {
     pub ring_seconds: f64,
     pub watchdog_seconds: f64,
     pub captions: CaptionSettings,
+    pub privacy: PrivacySettings,
+    /// `[clips]`: `None` when `clips.dir` is not set.
+    pub clips: Option<ClipSettings>,
     pub output: OutputSettings,
     pub serial: Option<SerialSettings>,
     pub mqtt: Option<MqttSettings>,

@@ -5,8 +5,9 @@
 //! resolves and hands over as [`Resolved`]. Secrets print as `<redacted>` with where they came
 //! from; settings that are off are comments, never a Rust `None`.
 
-use super::settings::{CaptionSettings, OutputSettings, Settings, SourceSettings};
+use super::settings::{CaptionSettings, OutputSettings, PrivacySettings, Settings, SourceSettings};
 use crate::audio::pcm::PcmFormat;
+use crate::clips::ClipSettings;
 use crate::sink::format::LineFormat;
 use crate::sink::mqtt::MqttSettings;
 use crate::sink::secret::REDACTED;
@@ -24,6 +25,10 @@ pub struct Resolved {
     pub beam: usize,
     pub window_seconds: f64,
     pub hop_seconds: f64,
+    /// The bundle has a `confidence` section (else `captions.min_confidence` lets all through).
+    pub has_confidence: bool,
+    /// The bundle has AudioSet tags (matched by the lists and the speech detector).
+    pub has_tags: bool,
 }
 
 /// The whole report, one line per setting, ending in a newline.
@@ -37,6 +42,8 @@ pub fn render(s: &Settings, r: &Resolved) -> String {
     model(&mut out, r);
     source(&mut out, s);
     captions(&mut out, &s.captions, r);
+    privacy(&mut out, &s.privacy, r);
+    clips(&mut out, s.clips.as_ref());
     output(&mut out, &s.output);
     serial(&mut out, s.serial.as_ref());
     mqtt(&mut out, s.mqtt.as_ref(), s.mqtt_password_from.as_deref());
@@ -146,6 +153,68 @@ fn captions(out: &mut String, c: &CaptionSettings, r: &Resolved) {
     line(out, "captions.holdoff_seconds", c.holdoff_seconds);
     line(out, "captions.similarity", c.similarity);
     line(out, "captions.queue_windows", c.queue_windows);
+    match (c.min_confidence, r.has_confidence) {
+        (None, _) => line(out, "captions.min_confidence", "0  # off"),
+        (Some(m), true) => line(out, "captions.min_confidence", m),
+        (Some(m), false) => line(
+            out,
+            "captions.min_confidence",
+            format!("{m}  # this model has no confidence: every caption passes"),
+        ),
+    }
+    line(out, "captions.only", list(&c.only));
+    line(out, "captions.ignore", list(&c.ignore));
+    if !r.has_tags && !(c.only.is_empty() && c.ignore.is_empty()) {
+        comment(
+            out,
+            "captions.only/ignore: this model has no tags; caption words only",
+        );
+    }
+}
+
+/// A TOML array of strings.
+fn list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// `[privacy]`.
+fn privacy(out: &mut String, p: &PrivacySettings, r: &Resolved) {
+    line(out, "privacy.speech", quote(p.speech.name()));
+    line(out, "privacy.speech_clips", p.speech_clips);
+    comment(
+        out,
+        if r.has_tags {
+            "speech is detected by the model's tags and the caption words"
+        } else {
+            "speech is detected by the caption words (this model has no tags)"
+        },
+    );
+}
+
+/// `[clips]`.
+fn clips(out: &mut String, c: Option<&ClipSettings>) {
+    let Some(c) = c else {
+        comment(out, "clips: off (no clips.dir)");
+        return;
+    };
+    line(out, "clips.dir", quote_path(&c.dir));
+    line(out, "clips.format", quote(c.format.extension()));
+    line(out, "clips.pre_seconds", c.pre_seconds);
+    line(out, "clips.post_seconds", c.post_seconds);
+    let r = &c.retention;
+    match r.max_files {
+        Some(n) => line(out, "clips.max_files", n),
+        None => line(out, "clips.max_files", "0  # no limit"),
+    }
+    match r.max_megabytes {
+        Some(n) => line(out, "clips.max_megabytes", n),
+        None => line(out, "clips.max_megabytes", "0  # no limit"),
+    }
+    match r.max_age_days {
+        Some(n) => line(out, "clips.max_age_days", n),
+        None => line(out, "clips.max_age_days", "0  # no limit"),
+    }
 }
 
 /// `[output]`.
@@ -222,6 +291,8 @@ mod tests {
             beam: 3,
             window_seconds: 10.0,
             hop_seconds: 2.5,
+            has_confidence: true,
+            has_tags: false,
         };
         render(&s, &r)
     }
@@ -242,6 +313,11 @@ mod tests {
             "captions.window_seconds = 10\n",
             "captions.hop_seconds = 2.5\n",
             "captions.gate_dbfs = -inf  # off",
+            "captions.min_confidence = 0.9\n",
+            "captions.only = []",
+            "privacy.speech = \"keep\"",
+            "privacy.speech_clips = false",
+            "# clips: off (no clips.dir)",
             "output.health_seconds = 0  # off",
             "output.jsonl_file = \"/tmp/a \\\"b\\\".jsonl\"",
             "serial.baud = 115200",
@@ -254,6 +330,30 @@ mod tests {
         // Every line is a comment or `key = value`.
         for l in out.lines() {
             assert!(l.starts_with("# ") || l.contains(" = "), "{l:?}");
+        }
+    }
+
+    #[test]
+    fn rules_privacy_and_clips() {
+        let out = report(
+            "[captions]\nmin_confidence = 0\nonly = [\"dog\", \"glass\"]\nignore = [\"speech\"]\n\
+             [privacy]\nspeech = \"MASK\"\n[clips]\ndir = \"/var/clips\"\nformat = \"wav\"\n\
+             max_files = 0\n",
+            &[],
+        );
+        for want in [
+            "captions.min_confidence = 0  # off",
+            "captions.only = [\"dog\", \"glass\"]",
+            "captions.ignore = [\"speech\"]",
+            "privacy.speech = \"mask\"",
+            "clips.dir = \"/var/clips\"",
+            "clips.format = \"wav\"",
+            "clips.pre_seconds = 2\n",
+            "clips.max_files = 0  # no limit",
+            "clips.max_megabytes = 500\n",
+            "clips.max_age_days = 30\n",
+        ] {
+            assert!(out.contains(want), "{want:?} in\n{out}");
         }
     }
 

@@ -1,6 +1,8 @@
 //! The DSP thread (`earshot-dsp`): ring → downmix → [`WindowStream`] (resample, window) →
 //! silence [`gate`] → [`WindowQueue`]. Window times follow the wall clock: audio lost to ring
-//! overruns shifts the stream clock forward. Only this thread reads the ring.
+//! overruns shifts the stream clock forward. Only this thread reads the ring. With `[clips]`
+//! every model-rate sample is also copied into the clip ring ([`History`]) before its windows
+//! are queued.
 
 use super::gate;
 use super::health::{inc, Counters};
@@ -9,6 +11,7 @@ use super::queue::{QueuedWindow, WindowQueue};
 use crate::audio::pcm::downmix;
 use crate::audio::stream::WindowStream;
 use crate::audio::window::Window;
+use crate::clips::history::History;
 use crate::source::ring::RingReader;
 use crate::source::{Policy, SourceFormat};
 use anyhow::Result;
@@ -25,6 +28,8 @@ pub struct DspCtx {
     pub queue: Arc<WindowQueue>,
     pub counters: Arc<Counters>,
     pub finish: Arc<AtomicBool>,
+    /// The clip ring, when clips are saved.
+    pub clips: Option<Arc<History>>,
 }
 
 /// Frames read from the ring per step.
@@ -45,6 +50,12 @@ pub fn run(ctx: DspCtx, mut reader: RingReader) -> Result<()> {
     let mut mono = vec![0f32; READ_FRAMES];
     let mut index = 0u64;
     let lossless = !ctx.policy.drop_windows;
+    let clips = ctx.clips.clone();
+    let mut tap = |s: &[f32]| {
+        if let Some(h) = &clips {
+            h.push(s);
+        }
+    };
     let mut handle = |w: Window<'_>, offset: f64| -> Result<()> {
         let i = index;
         index += 1;
@@ -61,6 +72,7 @@ pub fn run(ctx: DspCtx, mut reader: RingReader) -> Result<()> {
         ctx.queue.push(
             QueuedWindow {
                 index: i,
+                stream_start: w.start,
                 start: offset + w.start as f64 / rate,
                 end: offset + w.end() as f64 / rate,
                 samples: buf,
@@ -92,9 +104,9 @@ pub fn run(ctx: DspCtx, mut reader: RingReader) -> Result<()> {
             .fetch_add(frames as u64, Ordering::Relaxed);
         // Audio lost to overruns shifts the stream clock so window times follow the wall clock.
         let offset = reader.stats().dropped() as f64 / src_rate;
-        stream.push(&mono[..frames], |w| handle(w, offset))?;
+        stream.push_tapped(&mono[..frames], &mut tap, |w| handle(w, offset))?;
     }
     let offset = reader.stats().dropped() as f64 / src_rate;
-    stream.finish(|w| handle(w, offset))?;
+    stream.finish_tapped(&mut tap, |w| handle(w, offset))?;
     Ok(())
 }

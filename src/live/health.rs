@@ -4,11 +4,13 @@
 //! Raspberry Pi, the throttling flags from `vcgencmd get_throttled`. Every probe returns `None`
 //! where the fact is unavailable.
 
+use crate::clips::ClipStats;
 use crate::sink::HealthEvent;
 use crate::source::ring::RingStats;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// Counters shared by the threads (read by health reports and tests).
@@ -19,6 +21,14 @@ pub struct Counters {
     pub captions: AtomicU64,
     pub gated: AtomicU64,
     pub suppressed: AtomicU64,
+    /// Captions below `captions.min_confidence`.
+    pub uncertain: AtomicU64,
+    /// Captions left out by `captions.only` / `captions.ignore`.
+    pub filtered: AtomicU64,
+    /// Speech windows dropped by `privacy.speech = "drop"`.
+    pub privacy_dropped: AtomicU64,
+    /// Clips written, pruned and failed (the clip writer's own counters).
+    pub clips: Arc<ClipStats>,
     pub dropped_windows: AtomicU64,
     pub errors: AtomicU64,
     /// Messages the outputs dropped on their own (a full MQTT outbox), summed over the sinks.
@@ -38,6 +48,12 @@ pub struct Totals {
     pub captions: u64,
     pub gated: u64,
     pub suppressed: u64,
+    pub uncertain: u64,
+    pub filtered: u64,
+    pub privacy_dropped: u64,
+    pub clips_written: u64,
+    pub clips_pruned: u64,
+    pub clips_failed: u64,
     pub dropped_windows: u64,
     pub dropped_samples: u64,
     pub errors: u64,
@@ -62,6 +78,12 @@ impl Counters {
             captions: get(&self.captions),
             gated: get(&self.gated),
             suppressed: get(&self.suppressed),
+            uncertain: get(&self.uncertain),
+            filtered: get(&self.filtered),
+            privacy_dropped: get(&self.privacy_dropped),
+            clips_written: get(&self.clips.written),
+            clips_pruned: get(&self.clips.pruned),
+            clips_failed: get(&self.clips.failed),
             dropped_windows: get(&self.dropped_windows),
             dropped_samples: ring.dropped(),
             errors: get(&self.errors),
@@ -97,6 +119,12 @@ pub fn report(
         captions: t.captions,
         gated: t.gated,
         suppressed: t.suppressed,
+        uncertain: t.uncertain,
+        filtered: t.filtered,
+        privacy_dropped: t.privacy_dropped,
+        clips_written: t.clips_written,
+        clips_pruned: t.clips_pruned,
+        clips_failed: t.clips_failed,
         errors: t.errors,
         dropped_messages: t.dropped_messages,
         cpu_temp_c: if probes { cpu_temp_c() } else { None },

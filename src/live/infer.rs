@@ -1,13 +1,17 @@
-//! The inference thread (`earshot-infer`): [`WindowQueue`] → [`WindowCaptioner`] → [`dedup`]
-//! → every sink at once. A failing sink is counted and logged (with back-off in the log, not in
+//! The inference thread (`earshot-infer`): [`WindowQueue`] → [`WindowCaptioner`] → the caption
+//! rules ([`filter`]: threshold, only/ignore, speech privacy; each caption left out is counted
+//! as `uncertain`, `filtered` or `privacy_dropped`) → [`dedup`] → the clip request
+//! ([`ClipRecorder`], never waits for the disk) → every sink at once. A failing sink is counted and logged (with back-off in the log, not in
 //! the pipeline) and never stops the others. An output closed by its reader (stdout into
 //! `| head -1`: a broken pipe) is no longer written; when every output is gone the run ends,
 //! as a Unix tool stops when nobody reads it.
 
 use super::dedup;
+use super::filter::Verdict;
 use super::health::{self, get, inc, Counters};
 use super::params::LiveParams;
 use super::queue::{Popped, QueuedWindow, WindowQueue};
+use crate::clips::ClipRecorder;
 use crate::model::WindowCaptioner;
 use crate::sink::line::output_gone;
 use crate::sink::{CaptionEvent, Event, EventSink, HealthEvent, LiveCaption};
@@ -16,6 +20,11 @@ use anyhow::Result;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+
+/// Seconds → a duration, 0 for anything negative or not finite.
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or_default()
+}
 
 /// What the inference thread owns.
 pub struct InferCtx {
@@ -26,6 +35,8 @@ pub struct InferCtx {
     pub counters: Arc<Counters>,
     pub ring_stats: Arc<RingStats>,
     pub started: Instant,
+    /// The clip writer, when clips are saved.
+    pub clips: Option<ClipRecorder>,
 }
 
 struct SinkSet {
@@ -103,7 +114,7 @@ fn report(ctx: &InferCtx, rtf: Option<f64>, probes: bool) -> HealthEvent {
 /// The inference thread: captions queued windows, de-duplicates, emits events to every sink,
 /// plus the periodic health reports and the final summary; flushes every sink at the end.
 pub fn run(
-    ctx: InferCtx,
+    mut ctx: InferCtx,
     mut captioner: Box<dyn WindowCaptioner>,
     sinks: Vec<Box<dyn EventSink>>,
 ) -> Result<()> {
@@ -126,10 +137,11 @@ pub fn run(
                 let inference = t.elapsed().as_secs_f64();
                 let QueuedWindow {
                     index,
+                    stream_start,
                     start,
                     end,
                     samples,
-                    valid: _,
+                    valid,
                     level,
                     ready,
                 } = w;
@@ -146,31 +158,57 @@ pub fn run(
                             log::warn!("captioning {start:.1}-{end:.1} s failed: {e:#}");
                         }
                     }
-                    Ok(caption) => {
-                        let text = caption.text.trim();
-                        if text.is_empty() || !dedup.admit(text, end) {
-                            inc(&ctx.counters.suppressed);
-                        } else {
-                            inc(&ctx.counters.captions);
-                            let ev = Event::Caption(LiveCaption {
-                                event: CaptionEvent {
-                                    source: ctx.source_name.clone(),
-                                    start,
-                                    end,
-                                    caption,
-                                },
-                                timestamp: SystemTime::now(),
-                                window_index: index,
-                                latency_ms: ready.elapsed().as_secs_f64() * 1e3,
-                                inference_ms: inference * 1e3,
-                                rtf,
-                                dropped_samples: ctx.ring_stats.dropped(),
-                                dropped_windows: get(&ctx.counters.dropped_windows),
-                                level_dbfs: level,
-                            });
-                            sinks.emit(&ev, &ctx.counters);
-                        }
+                    Ok(caption) if caption.text.trim().is_empty() => {
+                        inc(&ctx.counters.suppressed);
                     }
+                    Ok(caption) => match ctx.params.rules.judge(caption) {
+                        Verdict::Uncertain => inc(&ctx.counters.uncertain),
+                        Verdict::Filtered => inc(&ctx.counters.filtered),
+                        Verdict::PrivacyDropped => inc(&ctx.counters.privacy_dropped),
+                        Verdict::Emit { caption, clip } => {
+                            if !dedup.admit(caption.text.trim(), end) {
+                                inc(&ctx.counters.suppressed);
+                            } else {
+                                inc(&ctx.counters.captions);
+                                let rate = f64::from(ctx.params.model_rate);
+                                let clip = match (clip, ctx.clips.as_mut()) {
+                                    (true, Some(rec)) => {
+                                        // Wall-clock time of the window's first sample.
+                                        let age = ready.elapsed() + seconds(valid as f64 / rate);
+                                        let at = SystemTime::now()
+                                            .checked_sub(age)
+                                            .unwrap_or_else(SystemTime::now);
+                                        rec.request(
+                                            stream_start,
+                                            stream_start + valid as u64,
+                                            at,
+                                            &caption.text,
+                                        )
+                                        .map(|p| p.display().to_string())
+                                    }
+                                    _ => None,
+                                };
+                                let ev = Event::Caption(LiveCaption {
+                                    event: CaptionEvent {
+                                        source: ctx.source_name.clone(),
+                                        start,
+                                        end,
+                                        caption,
+                                    },
+                                    timestamp: SystemTime::now(),
+                                    window_index: index,
+                                    latency_ms: ready.elapsed().as_secs_f64() * 1e3,
+                                    inference_ms: inference * 1e3,
+                                    rtf,
+                                    dropped_samples: ctx.ring_stats.dropped(),
+                                    dropped_windows: get(&ctx.counters.dropped_windows),
+                                    level_dbfs: level,
+                                    clip,
+                                });
+                                sinks.emit(&ev, &ctx.counters);
+                            }
+                        }
+                    },
                 }
             }
         }
@@ -192,6 +230,10 @@ pub fn run(
     }
     if sinks.all_gone() {
         log::warn!("every output was closed by its reader: stopping");
+    }
+    if let Some(rec) = ctx.clips.as_mut() {
+        // The last clips (their audio ends with the stream), so the summary counts them.
+        rec.finish();
     }
     let rtf = (all_rtf_n > 0).then(|| all_rtf_sum / all_rtf_n as f64);
     sinks.count_dropped(&ctx.counters);

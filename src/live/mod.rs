@@ -1,8 +1,10 @@
 //! Stage 4, `earshot listen`'s threads: a source fills a lock-free ring; the DSP thread
 //! ([`dsp`], `earshot-dsp`) downmixes, resamples and cuts windows
 //! ([`crate::audio::stream::WindowStream`]), gates silence ([`gate`]) and queues the windows
-//! ([`queue`]); the inference thread ([`infer`], `earshot-infer`) captions them, de-duplicates
-//! ([`dedup`]) and emits events to every sink, plus periodic [`health`] reports. [`run`] is the
+//! ([`queue`]); the inference thread ([`infer`], `earshot-infer`) captions them, applies the
+//! caption rules ([`filter`]), de-duplicates ([`dedup`]), asks for the clip
+//! ([`crate::clips`], written by its own thread `earshot-clips`) and emits events to every
+//! sink, plus periodic [`health`] reports. [`run`] is the
 //! supervisor that starts the source and both threads and stops them in order.
 //!
 //! ```text
@@ -13,12 +15,14 @@
 //!
 //! Memory is flat: the ring, the resampler and the chunker are fixed-size, and window buffers come
 //! from a pool of `queue_windows + 2` buffers allocated at start (one being filled, one being
-//! captioned, the rest queued). When the model is slower than real time the oldest queued window
+//! captioned, the rest queued), and with `[clips]` the clip ring is one fixed buffer
+//! ([`crate::clips`]). When the model is slower than real time the oldest queued window
 //! is dropped and counted (for sources that cannot wait); a file read as fast as possible waits
 //! for the model instead.
 
 pub mod dedup;
 pub mod dsp;
+pub mod filter;
 pub mod gate;
 pub mod health;
 pub mod infer;
@@ -28,6 +32,7 @@ pub mod queue;
 pub use health::{Counters, Totals};
 pub use params::LiveParams;
 
+use crate::clips::{self, ClipRecorder};
 use crate::model::WindowCaptioner;
 use crate::sink::EventSink;
 use crate::source::ring::{Ring, RingStats};
@@ -79,6 +84,24 @@ impl Pipeline {
         ));
         let finish = Arc::new(AtomicBool::new(false));
         let reader = ring.reader()?;
+        let lossless = !policy.drop_windows;
+        let recorder = match &params.clips {
+            None => None,
+            Some(c) => {
+                // The DSP thread runs at most the queued windows (plus the one being cut) ahead.
+                let lead = (params.queue_windows.max(1) + 2) * params.hop_samples;
+                let cap = clips::ring_samples(params.model_rate, params.window_samples, c, lead);
+                let stats = counters.clips.clone();
+                Some(ClipRecorder::start(
+                    c,
+                    params.model_rate,
+                    cap,
+                    lossless,
+                    stats,
+                )?)
+            }
+        };
+        let history = recorder.as_ref().map(|r| r.history());
         let dsp_ctx = DspCtx {
             params: params.clone(),
             policy,
@@ -87,12 +110,16 @@ impl Pipeline {
             queue: queue.clone(),
             counters: counters.clone(),
             finish: finish.clone(),
+            clips: history.clone(),
         };
         let q = queue.clone();
         let dsp = std::thread::Builder::new()
             .name("earshot-dsp".into())
             .spawn(move || {
                 let r = dsp::run(dsp_ctx, reader);
+                if let Some(h) = history {
+                    h.input_done();
+                }
                 q.close();
                 r
             })?;
@@ -104,6 +131,7 @@ impl Pipeline {
             counters: counters.clone(),
             ring_stats: ring.stats().clone(),
             started: Instant::now(),
+            clips: recorder,
         };
         let q = queue;
         let infer = std::thread::Builder::new()

@@ -1,6 +1,8 @@
 //! The parameters of one live run (what `earshot listen` derives from its settings and the
 //! model; tests build them directly).
 
+use super::filter::CaptionRules;
+use crate::clips::ClipSettings;
 use std::time::Duration;
 
 /// Parameters of one live run.
@@ -16,4 +18,8 @@ pub struct LiveParams {
     pub queue_windows: usize,
     pub ring_seconds: f64,
     pub health_every: Option<Duration>,
+    /// Threshold, only/ignore lists and speech privacy ([`CaptionRules::none`]: none).
+    pub rules: CaptionRules,
+    /// Save the clip behind each caption (`None`: off).
+    pub clips: Option<ClipSettings>,
 }

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// A window waiting for the model.
 pub struct QueuedWindow {
     pub index: u64,
+    /// Position of the window's first sample in the model-rate stream (what the clip ring
+    /// counts); `start`/`end` are seconds, shifted by audio lost to overruns.
+    pub stream_start: u64,
     pub start: f64,
     pub end: f64,
     pub samples: Vec<f32>,

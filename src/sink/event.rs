@@ -48,6 +48,19 @@ pub struct LiveCaption {
     pub dropped_windows: u64,
     /// RMS level of the window in dBFS.
     pub level_dbfs: f64,
+    /// Where the clip of this caption is being written (`[clips]`); `None`: no clip.
+    pub clip: Option<String>,
+}
+
+/// A window of a file that `earshot caption --gate-dbfs` did not caption: too quiet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatedWindow {
+    /// File path or source name.
+    pub source: String,
+    pub start: f64,
+    pub end: f64,
+    /// RMS level of the window in dBFS.
+    pub level_dbfs: f64,
 }
 
 /// Periodic health report (also used for the final summary).
@@ -66,6 +79,16 @@ pub struct HealthEvent {
     pub captions: u64,
     pub gated: u64,
     pub suppressed: u64,
+    /// Captions below `captions.min_confidence` (not emitted).
+    pub uncertain: u64,
+    /// Captions left out by `captions.only` / `captions.ignore`.
+    pub filtered: u64,
+    /// Speech windows dropped by `privacy.speech = "drop"`.
+    pub privacy_dropped: u64,
+    /// Clips written, deleted by retention, and failed (`[clips]`).
+    pub clips_written: u64,
+    pub clips_pruned: u64,
+    pub clips_failed: u64,
     pub errors: u64,
     /// Messages dropped by an output's own queue (MQTT while the broker is away).
     pub dropped_messages: u64,
@@ -79,6 +102,8 @@ pub struct HealthEvent {
 pub enum Event {
     /// A window of a file captioned by `earshot caption`: only its place in the file.
     FileCaption(CaptionEvent),
+    /// A window of a file below `earshot caption --gate-dbfs`: printed as `(silence)`.
+    FileGated(GatedWindow),
     /// A caption of `earshot listen`, with the live-run facts.
     Caption(LiveCaption),
     Health(HealthEvent),

@@ -11,6 +11,10 @@
 //!   "score":0.912},...]` when the bundle has tags, and `"token_ids":[...]` with `print_ids`
 //!   ([`caption_json`]; times, confidence and scores with 3 decimals); `listen` adds its live
 //!   facts to the same fields ([`event_json`]);
+//!   with a saved clip (`[clips]`) `listen` adds `"clip":"/var/lib/earshot/clips/….flac"`;
+//! - a window `earshot caption --gate-dbfs` skipped: `[00:00.0–00:10.0] (silence)` in text,
+//!   `{"file":…,"start":…,"end":…,"caption":null,"confidence":null,"gated":true,"level_dbfs":-71.2}`
+//!   in JSON ([`gated_text`], [`gated_json`]);
 //! - health and summary reports as text and JSON ([`event_text`], [`event_json`]);
 //! - times `mm:ss.s` / `h:mm:ss.s` ([`format_time`]) and ISO-8601 timestamps ([`iso8601`]).
 
@@ -18,7 +22,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::event::{CaptionEvent, Event, HealthEvent};
+use super::event::{CaptionEvent, Event, GatedWindow, HealthEvent};
 
 /// Line format of a text-stream sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +91,50 @@ pub fn caption_text(event: &CaptionEvent, opts: &FormatOptions) -> String {
     line
 }
 
+/// The text line of a window skipped by the silence gate (no newline).
+pub fn gated_text(g: &GatedWindow, opts: &FormatOptions) -> String {
+    let mut line = String::new();
+    if opts.show_source {
+        line.push_str(&g.source);
+        line.push_str(": ");
+    }
+    line.push_str(&format!(
+        "[{}–{}] (silence)",
+        format_time(g.start),
+        format_time(g.end)
+    ));
+    line
+}
+
+/// The JSON fields of a window skipped by the silence gate, in this order.
+#[derive(Debug, Serialize)]
+pub struct GatedJson<'a> {
+    file: &'a str,
+    start: f64,
+    end: f64,
+    /// Always `null`: no caption was made.
+    caption: Option<&'a str>,
+    confidence: Option<f64>,
+    gated: bool,
+    level_dbfs: Option<f64>,
+}
+
+/// The JSON object of a gated window (`level_dbfs` is `null` for digital silence).
+pub fn gated_json(g: &GatedWindow) -> GatedJson<'_> {
+    GatedJson {
+        file: &g.source,
+        start: round3(g.start),
+        end: round3(g.end),
+        caption: None,
+        confidence: None,
+        gated: true,
+        level_dbfs: g
+            .level_dbfs
+            .is_finite()
+            .then(|| (g.level_dbfs * 10.0).round() / 10.0),
+    }
+}
+
 /// The JSON fields of one caption, in this order (serialised directly by `earshot caption`).
 #[derive(Debug, Serialize)]
 pub struct CaptionJson<'a> {
@@ -146,6 +194,7 @@ impl Event {
 pub fn event_json(event: &Event) -> Value {
     match event {
         Event::FileCaption(c) => caption_value(c),
+        Event::FileGated(g) => serde_json::to_value(gated_json(g)).expect("gated fields serialise"),
         Event::Caption(c) => {
             let mut obj = match caption_value(&c.event) {
                 Value::Object(m) => m,
@@ -165,6 +214,9 @@ pub fn event_json(event: &Event) -> Value {
             if let Value::Object(m) = live {
                 obj.extend(m);
             }
+            if let Some(clip) = &c.clip {
+                obj.insert("clip".into(), Value::String(clip.clone()));
+            }
             Value::Object(obj)
         }
         Event::Health(h) => health_json("health", h),
@@ -181,6 +233,7 @@ fn caption_value(event: &CaptionEvent) -> Value {
 pub fn event_text(event: &Event) -> String {
     match event {
         Event::FileCaption(c) => caption_text(c, &FormatOptions::default()),
+        Event::FileGated(g) => gated_text(g, &FormatOptions::default()),
         Event::Caption(c) => caption_text(&c.event, &FormatOptions::default()),
         Event::Health(h) => format!("health: {}", health_text(h)),
         Event::Summary(h) => format!("summary: {}", health_text(h)),
@@ -195,8 +248,12 @@ pub fn event_line(event: &Event, format: LineFormat, opts: &FormatOptions) -> Op
             // Serialised from the struct so that the keys keep their documented order.
             Some(serde_json::to_string(&caption_json(c, opts)).expect("caption fields serialise"))
         }
+        (LineFormat::Jsonl, Event::FileGated(g)) => {
+            Some(serde_json::to_string(&gated_json(g)).expect("gated fields serialise"))
+        }
         (LineFormat::Jsonl, e) => Some(event_json(e).to_string()),
         (LineFormat::Text, Event::FileCaption(c)) => Some(caption_text(c, opts)),
+        (LineFormat::Text, Event::FileGated(g)) => Some(gated_text(g, opts)),
         (LineFormat::Text, Event::Caption(c)) => Some(caption_text(&c.event, opts)),
         (LineFormat::Text, _) => None,
     }
@@ -216,6 +273,12 @@ fn health_json(kind: &str, h: &HealthEvent) -> Value {
         "captions": h.captions,
         "gated": h.gated,
         "suppressed": h.suppressed,
+        "uncertain": h.uncertain,
+        "filtered": h.filtered,
+        "privacy_dropped": h.privacy_dropped,
+        "clips_written": h.clips_written,
+        "clips_pruned": h.clips_pruned,
+        "clips_failed": h.clips_failed,
         "errors": h.errors,
         "dropped_messages": h.dropped_messages,
         "cpu_temp_c": h.cpu_temp_c.map(|t| (t * 10.0).round() / 10.0),
@@ -239,6 +302,18 @@ fn health_text(h: &HealthEvent) -> String {
         h.dropped_samples,
         h.errors,
     );
+    if h.uncertain + h.filtered + h.privacy_dropped > 0 {
+        s.push_str(&format!(
+            " uncertain {} filtered {} privacy_dropped {}",
+            h.uncertain, h.filtered, h.privacy_dropped
+        ));
+    }
+    if h.clips_written + h.clips_pruned + h.clips_failed > 0 {
+        s.push_str(&format!(
+            " clips written {} pruned {} failed {}",
+            h.clips_written, h.clips_pruned, h.clips_failed
+        ));
+    }
     if h.dropped_messages > 0 {
         s.push_str(&format!(" dropped_messages {}", h.dropped_messages));
     }

@@ -149,6 +149,7 @@ mod tests {
             dropped_samples: 7,
             dropped_windows: 1,
             level_dbfs: -20.04,
+            clip: None,
         });
         let mut s = LineSink::new("mem", Vec::new(), LineFormat::Jsonl);
         s.emit(&ev).unwrap();

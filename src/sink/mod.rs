@@ -12,7 +12,7 @@ pub mod outbox;
 pub mod secret;
 pub mod serial;
 
-pub use event::{CaptionEvent, Event, EventSink, HealthEvent, LiveCaption};
+pub use event::{CaptionEvent, Event, EventSink, GatedWindow, HealthEvent, LiveCaption};
 pub use format::{FormatOptions, LineFormat};
 pub use line::{file_sink, LineSink};
 pub use secret::Secret;

@@ -199,7 +199,7 @@ impl EventSink for MqttSink {
 
     fn emit(&mut self, event: &Event) -> Result<()> {
         let topic = match event {
-            Event::Caption(_) | Event::FileCaption(_) => &self.settings.topic,
+            Event::Caption(_) | Event::FileCaption(_) | Event::FileGated(_) => &self.settings.topic,
             Event::Health(_) | Event::Summary(_) => &self.health_topic,
         };
         let before = self.outbox.dropped();

@@ -24,6 +24,8 @@ pub fn live_params(window: f64, hop: f64) -> LiveParams {
         queue_windows: 2,
         ring_seconds: 1.0,
         health_every: None,
+        rules: earshot::live::filter::CaptionRules::none(),
+        clips: None,
     }
 }
 

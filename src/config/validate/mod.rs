@@ -1,10 +1,12 @@
 //! The one validation path for `earshot listen` settings (file and CLI alike): [`validate`]
 //! applies the board layer and calls one function per section — `[source]` and `[captions]` in
-//! `source.rs`, `[output]`, `[serial]` and `[mqtt]` in `outputs.rs` — over the shared field rules
+//! `source.rs`, `[privacy]` and `[clips]` in `monitor.rs`, `[output]`, `[serial]` and `[mqtt]`
+//! in `outputs.rs` — over the shared field rules
 //! and defaults of `rules.rs`; each error names its key. Secrets come in as
 //! [`crate::sink::Secret`]s and stay redacted; the environment (for `$EARSHOT_MQTT_PASSWORD`
 //! and `mqtt.password_env`) is read through the [`Env`] the command passes.
 
+mod monitor;
 mod outputs;
 pub mod rules;
 mod source;
@@ -12,6 +14,7 @@ mod source;
 use super::file::RawConfig;
 use super::settings::*;
 use anyhow::{bail, Result};
+use monitor::{clips, privacy};
 use outputs::{mqtt, output, serial};
 pub use rules::Env;
 use rules::{bad, non_empty, ranged_int};
@@ -31,6 +34,8 @@ pub fn validate(raw: RawConfig, env: Env) -> Result<Settings> {
     };
     let (source, ring_seconds, watchdog_seconds) = source(raw.source)?;
     let captions = captions(raw.captions)?;
+    let privacy = privacy(raw.privacy)?;
+    let clips = clips(raw.clips)?;
     let output = output(raw.output)?;
     let serial = serial(raw.serial)?;
     let (mqtt, mqtt_password_from) = mqtt(raw.mqtt, env)?;
@@ -53,6 +58,8 @@ pub fn validate(raw: RawConfig, env: Env) -> Result<Settings> {
         ring_seconds,
         watchdog_seconds,
         captions,
+        privacy,
+        clips,
         output,
         serial,
         mqtt,

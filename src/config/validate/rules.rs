@@ -6,6 +6,22 @@ use anyhow::Result;
 
 pub const DEFAULT_GATE_DBFS: f64 = -60.0;
 pub const DEFAULT_HOLDOFF_SECONDS: f64 = 30.0;
+/// `captions.min_confidence` of `listen`: with a calibrated confidence (the shipped model's is
+/// Platt-scaled on its validation split), a caption of confidence `c` names a wrong source with
+/// probability about `1 - c`, so emitting only captions at or above 0.9 keeps wrong ones at
+/// about 10 % or less of those emitted. What it costs with the shipped model: README,
+/// "Trusting captions".
+pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.9;
+/// Entries of `captions.only` / `captions.ignore` at most, and bytes per entry.
+pub const MAX_WORD_LIST: usize = 256;
+pub const MAX_WORD_BYTES: usize = 100;
+pub const DEFAULT_CLIP_PRE_SECONDS: f64 = 2.0;
+pub const DEFAULT_CLIP_POST_SECONDS: f64 = 2.0;
+/// `clips.pre_seconds` / `clips.post_seconds` at most (they size a RAM ring).
+pub const MAX_CLIP_PAD_SECONDS: f64 = 30.0;
+pub const DEFAULT_CLIP_MAX_FILES: u64 = 1000;
+pub const DEFAULT_CLIP_MAX_MEGABYTES: f64 = 500.0;
+pub const DEFAULT_CLIP_MAX_AGE_DAYS: f64 = 30.0;
 pub const DEFAULT_SIMILARITY: f64 = 0.8;
 pub const DEFAULT_QUEUE_WINDOWS: usize = 2;
 pub const DEFAULT_RING_SECONDS: f64 = 4.0;
@@ -58,4 +74,38 @@ pub fn non_empty(key: &str, v: Option<String>) -> Result<Option<String>> {
         Some(s) if s.trim().is_empty() => Err(bad(key, "must not be empty")),
         other => Ok(other),
     }
+}
+
+/// A confidence threshold: 0..=1; 0 turns it off (`None`).
+pub fn min_confidence(key: &str, v: Option<f64>, default: Option<f64>) -> Result<Option<f64>> {
+    match v {
+        None => Ok(default),
+        Some(x) if x == 0.0 => Ok(None),
+        Some(x) if (0.0..=1.0).contains(&x) => Ok(Some(x)),
+        Some(x) => Err(bad(key, format!("must be 0..=1, 0 = off (got {x})"))),
+    }
+}
+
+/// A list of words to match captions against: each entry has a word, at most
+/// [`MAX_WORD_LIST`] entries of at most [`MAX_WORD_BYTES`] bytes.
+pub fn word_list(key: &str, v: Option<Vec<String>>) -> Result<Vec<String>> {
+    let list = v.unwrap_or_default();
+    if list.len() > MAX_WORD_LIST {
+        return Err(bad(
+            key,
+            format!("at most {MAX_WORD_LIST} entries (got {})", list.len()),
+        ));
+    }
+    for w in &list {
+        if w.len() > MAX_WORD_BYTES {
+            return Err(bad(
+                key,
+                format!("an entry longer than {MAX_WORD_BYTES} bytes"),
+            ));
+        }
+        if crate::live::filter::Pattern::new(w).is_none() {
+            return Err(bad(key, format!("{w:?} has no word to match")));
+        }
+    }
+    Ok(list.into_iter().map(|w| w.trim().to_string()).collect())
 }

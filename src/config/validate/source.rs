@@ -1,6 +1,7 @@
 //! `[source]` and `[captions]`: where audio comes from and how it is cut and filtered.
 
-use super::rules::{bad, positive, ranged_int};
+use super::rules::DEFAULT_MIN_CONFIDENCE;
+use super::rules::{bad, min_confidence, positive, ranged_int, word_list};
 use super::rules::{DEFAULT_GATE_DBFS, DEFAULT_HOLDOFF_SECONDS, DEFAULT_QUEUE_WINDOWS};
 use super::rules::{DEFAULT_RING_SECONDS, DEFAULT_SIMILARITY, DEFAULT_WATCHDOG_SECONDS};
 use crate::audio::pcm::PcmFormat;
@@ -151,5 +152,12 @@ pub(super) fn captions(c: RawCaptions) -> Result<CaptionSettings> {
         holdoff_seconds,
         similarity,
         queue_windows,
+        min_confidence: min_confidence(
+            "captions.min_confidence",
+            c.min_confidence,
+            Some(DEFAULT_MIN_CONFIDENCE),
+        )?,
+        only: word_list("captions.only", c.only)?,
+        ignore: word_list("captions.ignore", c.ignore)?,
     })
 }
