@@ -437,7 +437,7 @@ fn caption_and_listen_outputs_carry_confidence_and_tags() {
     let shown = run_ok(&["caption", "--model", d, w, "--show-confidence"]);
     assert_eq!(shown.trim_end(), format!("{} ({conf:.2})", text.trim_end()));
 
-    // listen's JSON events: the same fields.
+    // listen's JSON events: the same fields (threshold off: this test is about the fields).
     let out = run_ok(&[
         "listen",
         "--file",
@@ -445,6 +445,8 @@ fn caption_and_listen_outputs_carry_confidence_and_tags() {
         "--fast",
         "--model",
         d,
+        "--min-confidence",
+        "0",
         "--gate-dbfs",
         "-inf",
         "--holdoff",
