@@ -85,7 +85,22 @@ fn flac(samples: &[f32], rate: u32) -> Result<Vec<u8>> {
     stream
         .write(&mut sink)
         .map_err(|e| anyhow!("FLAC encoding: {e:?}"))?;
-    Ok(sink.as_slice().to_vec())
+    let mut bytes = sink.as_slice().to_vec();
+    fix_min_block_size(&mut bytes);
+    Ok(bytes)
+}
+
+/// The FLAC format counts the minimum block size of STREAMINFO without the last block, and a
+/// stream whose minimum and maximum differ is read as a variable-block-size stream; flacenc
+/// counts the last (short) block, and symphonia (earshot's own decoder) then fails to find the
+/// first frame. With a fixed block size the minimum is the maximum.
+fn fix_min_block_size(bytes: &mut [u8]) {
+    // "fLaC", then the first metadata block header (type 0 = STREAMINFO), then min and max
+    // block size (16 bits each).
+    if bytes.len() >= 12 && &bytes[..4] == b"fLaC" && bytes[4] & 0x7F == 0 {
+        let (min, max) = bytes[8..12].split_at_mut(2);
+        min.copy_from_slice(max);
+    }
 }
 
 #[cfg(test)]
@@ -116,5 +131,33 @@ mod tests {
         assert!(encode(&[], 16000, ClipFormat::Flac).is_err());
         assert_eq!(ClipFormat::parse("FLAC"), Some(ClipFormat::Flac));
         assert_eq!(ClipFormat::parse("mp3"), None);
+    }
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+
+    #[test]
+    fn flac_decodes_back_exactly() {
+        for n in [20000, 4096, 1000] {
+            decodes_back(n);
+        }
+    }
+
+    fn decodes_back(n: usize) {
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 2000) as f32 - 1000.0) / 4096.0)
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.flac");
+        std::fs::write(&p, encode(&x, 16000, ClipFormat::Flac).unwrap()).unwrap();
+        let mut d = crate::audio::decode::AudioDecoder::open(&p).unwrap();
+        let mut got = Vec::new();
+        while let Some(c) = d.next_chunk().unwrap() {
+            got.extend_from_slice(c);
+        }
+        assert_eq!(got.len(), x.len());
+        assert!(got == x);
     }
 }

@@ -90,7 +90,11 @@ impl ClipRecorder {
         stats: Arc<ClipStats>,
     ) -> Result<ClipRecorder> {
         if let Err(e) = std::fs::create_dir_all(&settings.dir) {
-            stats.fail(format!("cannot create {}: {e}", settings.dir.display()));
+            // Each clip tries again (and counts its own failure): a USB stick may come later.
+            log::error!(
+                "clips: cannot create {}: {e}; clips will fail until it can be",
+                settings.dir.display()
+            );
         }
         prune_now(settings, &stats);
         let history = Arc::new(History::new(capacity, lossless));

@@ -313,13 +313,14 @@ fn check_clips(c: &ClipSettings) -> Result<()> {
     if dir.exists() {
         anyhow::bail!("clips.dir {} is not a folder", dir.display());
     }
-    let parent = dir
-        .ancestors()
-        .skip(1)
-        .find(|a| a.as_os_str().is_empty() || a.is_dir());
-    match parent {
-        Some(_) => Ok(()),
-        None => anyhow::bail!("clips.dir {}: no parent folder", dir.display()),
+    // Created at start: the nearest existing folder above it must be a folder.
+    match dir.ancestors().skip(1).find(|a| a.exists()) {
+        Some(a) if !a.is_dir() => anyhow::bail!(
+            "clips.dir {} cannot be created: {} is not a folder",
+            dir.display(),
+            a.display()
+        ),
+        _ => Ok(()),
     }
 }
 

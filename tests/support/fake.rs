@@ -149,3 +149,47 @@ impl MemorySink {
         })
     }
 }
+
+/// A fake model whose captions and confidences follow a script, one entry per window (the last
+/// entry repeats): `(text, confidence)`; `None` = a bundle without a confidence section.
+/// Caption texts get the call number appended when `numbered`, so hold-off never hides one.
+pub struct ScriptedModel {
+    pub window: usize,
+    pub script: Vec<(String, Option<f64>)>,
+    pub numbered: bool,
+    pub calls: usize,
+}
+
+impl ScriptedModel {
+    pub fn new(window_seconds: f64, script: &[(&str, Option<f64>)]) -> ScriptedModel {
+        ScriptedModel {
+            window: (window_seconds * f64::from(RATE)).round() as usize,
+            script: script.iter().map(|(t, c)| (t.to_string(), *c)).collect(),
+            numbered: false,
+            calls: 0,
+        }
+    }
+}
+
+impl WindowCaptioner for ScriptedModel {
+    fn window_samples(&self) -> usize {
+        self.window
+    }
+
+    fn caption(&mut self, window: &[f32], _valid: usize) -> Result<Caption> {
+        anyhow::ensure!(window.len() == self.window, "wrong window length");
+        let i = self.calls.min(self.script.len().saturating_sub(1));
+        self.calls += 1;
+        let (text, confidence) = self.script.get(i).cloned().unwrap_or_default();
+        let text = match self.numbered {
+            true => format!("{text} take {}", self.calls),
+            false => text,
+        };
+        Ok(Caption {
+            text,
+            token_ids: vec![4, 5, 2],
+            confidence,
+            ..Default::default()
+        })
+    }
+}
