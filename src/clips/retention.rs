@@ -160,4 +160,89 @@ mod tests {
         assert_eq!(slug(&"x".repeat(100)).len(), MAX_SLUG);
         assert_eq!(slug("café au lait"), "caf-au-lait");
     }
+
+    fn clip(dir: &Path, name: &str, bytes: usize, age_days: f64, now: SystemTime) {
+        let p = dir.join(name);
+        std::fs::write(&p, vec![0u8; bytes]).unwrap();
+        let t = now - Duration::from_secs_f64(age_days * 86_400.0);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Five clips a day apart (the oldest first by name), 1000 bytes each, and a user's file.
+    fn folder(now: SystemTime) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5u32 {
+            let name = format!("2026120{}T120000.000Z_a-dog-barks.flac", i + 1);
+            clip(dir.path(), &name, 1000, f64::from(5 - i), now);
+        }
+        clip(dir.path(), "my-notes.flac", 50_000, 100.0, now);
+        dir
+    }
+
+    #[test]
+    fn retention_by_count_size_and_age() {
+        let now = SystemTime::now();
+        let limits = |files, mb, days| Retention {
+            max_files: files,
+            max_megabytes: mb,
+            max_age_days: days,
+        };
+        // By count: the oldest go first; the user's file is never touched.
+        let d = folder(now);
+        let p = prune(d.path(), &limits(Some(2), None, None), now);
+        assert_eq!(
+            p,
+            Pruned {
+                deleted: 3,
+                failed: 0
+            }
+        );
+        assert_eq!(
+            names(d.path()),
+            [
+                "20261204T120000.000Z_a-dog-barks.flac",
+                "20261205T120000.000Z_a-dog-barks.flac",
+                "my-notes.flac"
+            ]
+        );
+        // By size: 3500 bytes keep three 1000-byte clips.
+        let d = folder(now);
+        assert_eq!(
+            prune(d.path(), &limits(None, Some(0.0035), None), now).deleted,
+            2
+        );
+        assert_eq!(names(d.path()).len(), 4);
+        assert!(names(d.path())[0].starts_with("20261203"));
+        // By age: clips older than 2.5 days (those of 3, 4 and 5 days).
+        let d = folder(now);
+        assert_eq!(
+            prune(d.path(), &limits(None, None, Some(2.5)), now).deleted,
+            3
+        );
+        assert_eq!(names(d.path())[0], "20261204T120000.000Z_a-dog-barks.flac");
+        // No limits: nothing goes; a leftover partial write does.
+        let d = folder(now);
+        clip(d.path(), "20261206T120000.000Z_x.flac.part", 10, 0.0, now);
+        assert_eq!(prune(d.path(), &Retention::default(), now).deleted, 0);
+        assert_eq!(names(d.path()).len(), 6);
+        // A folder that is not there is nothing to prune.
+        assert_eq!(
+            prune(&d.path().join("none"), &limits(Some(1), None, None), now),
+            Pruned::default()
+        );
+    }
 }

@@ -417,6 +417,42 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn gated_lines_and_the_clip_path() {
+        let g = GatedWindow {
+            source: "a.wav".into(),
+            start: 0.0,
+            end: 10.0,
+            level_dbfs: f64::NEG_INFINITY,
+        };
+        let o = FormatOptions::default();
+        let ev = Event::FileGated(g);
+        assert_eq!(
+            event_line(&ev, LineFormat::Text, &o).unwrap(),
+            "[00:00.0–00:10.0] (silence)"
+        );
+        assert_eq!(
+            event_line(&ev, LineFormat::Jsonl, &o).unwrap(),
+            r#"{"file":"a.wav","start":0.0,"end":10.0,"caption":null,"confidence":null,"gated":true,"level_dbfs":null}"#
+        );
+        let live = crate::sink::LiveCaption {
+            event: event(),
+            timestamp: UNIX_EPOCH,
+            window_index: 0,
+            latency_ms: 0.0,
+            inference_ms: 0.0,
+            rtf: 0.0,
+            dropped_samples: 0,
+            dropped_windows: 0,
+            level_dbfs: -20.0,
+            clip: Some("/c/x.flac".into()),
+        };
+        let v = Event::Caption(live.clone()).to_json();
+        assert_eq!(v["clip"], "/c/x.flac");
+        let v = Event::Caption(crate::sink::LiveCaption { clip: None, ..live }).to_json();
+        assert!(v.get("clip").is_none());
+    }
+
+    #[test]
     fn time_format() {
         assert_eq!(format_time(0.0), "00:00.0");
         assert_eq!(format_time(10.04), "00:10.0");

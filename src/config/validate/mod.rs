@@ -143,6 +143,41 @@ mod tests {
             ("[serial]\nrequired = true", "serial.device"),
             ("[output]\nstdout = \"xml\"", "output.stdout"),
             ("[output]\nhealth_seconds = -1", "output.health_seconds"),
+            (
+                "[captions]\nmin_confidence = 1.5",
+                "captions.min_confidence",
+            ),
+            (
+                "[captions]\nmin_confidence = -0.1",
+                "captions.min_confidence",
+            ),
+            ("[captions]\nonly = [\"dog\", \"  \"]", "captions.only"),
+            ("[captions]\nignore = [\"!!\"]", "captions.ignore"),
+            ("[privacy]\nspeech = \"hide\"", "privacy.speech"),
+            (
+                "[privacy]\nspeech = \"mask\"\nspeech_clips = true",
+                "privacy.speech_clips",
+            ),
+            ("[clips]\nformat = \"flac\"", "clips.dir"),
+            ("[clips]\ndir = \"/x\"\nformat = \"mp3\"", "clips.format"),
+            (
+                "[clips]\ndir = \"/x\"\npre_seconds = 31",
+                "clips.pre_seconds",
+            ),
+            (
+                "[clips]\ndir = \"/x\"\npost_seconds = -1",
+                "clips.post_seconds",
+            ),
+            ("[clips]\ndir = \"/x\"\nmax_files = -1", "clips.max_files"),
+            (
+                "[clips]\ndir = \"/x\"\nmax_megabytes = -5",
+                "clips.max_megabytes",
+            ),
+            (
+                "[clips]\ndir = \"/x\"\nmax_age_days = nan",
+                "clips.max_age_days",
+            ),
+            ("[clips]\ndir = \"\"", "clips.dir"),
         ] {
             let err = v(toml).unwrap_err().to_string();
             assert!(err.contains(key), "{toml:?}: {err}");
@@ -329,6 +364,32 @@ mod tests {
             !dump.contains("hunter2") && dump.contains("<redacted>"),
             "{dump}"
         );
+    }
+
+    #[test]
+    fn rules_privacy_and_clips_defaults() {
+        let s = v("").unwrap();
+        assert_eq!(s.captions.min_confidence, Some(0.9));
+        assert!(s.captions.only.is_empty() && s.captions.ignore.is_empty());
+        assert_eq!(s.privacy.speech, crate::live::filter::SpeechPrivacy::Keep);
+        assert!(
+            !s.privacy.speech_clips,
+            "clips of speech are never stored by default"
+        );
+        assert!(s.clips.is_none());
+        let s = v(
+            "[captions]\nmin_confidence = 0\nonly = [\" Dog \"]\n[clips]\ndir = \"/c\"\n\
+                   max_files = 0\nmax_age_days = 0",
+        )
+        .unwrap();
+        assert_eq!(s.captions.min_confidence, None);
+        assert_eq!(s.captions.only, ["Dog"]);
+        let c = s.clips.unwrap();
+        assert_eq!(c.format, crate::clips::ClipFormat::Flac);
+        assert_eq!((c.pre_seconds, c.post_seconds), (2.0, 2.0));
+        assert_eq!(c.retention.max_files, None);
+        assert_eq!(c.retention.max_megabytes, Some(500.0));
+        assert_eq!(c.retention.max_age_days, None);
     }
 
     #[test]
