@@ -41,7 +41,13 @@ fn run(
 ) -> (Totals, MemorySink, PathBuf) {
     let wav = dir.join("source.wav");
     write_wav(&wav, RATE, 1, WavKind::Pcm16, samples);
-    let mut source = FileSource::open(&wav, None).unwrap();
+    let (t, mem) = run_wav(&wav, params, model);
+    (t, mem, wav)
+}
+
+/// [`run`] on a WAV file already written.
+fn run_wav(wav: &Path, params: LiveParams, model: ScriptedModel) -> (Totals, MemorySink) {
+    let mut source = FileSource::open(wav, None).unwrap();
     let mem = MemorySink::default();
     let t = live::run(
         &mut source,
@@ -51,7 +57,7 @@ fn run(
         &AtomicBool::new(false),
     )
     .unwrap();
-    (t, mem, wav)
+    (t, mem)
 }
 
 fn params(window: f64, hop: f64, rules: CaptionRules, clips: Option<ClipSettings>) -> LiveParams {
@@ -349,6 +355,9 @@ fn memory_stays_flat_with_clips_on() {
     let mut model = ScriptedModel::new(2.0, &[("a dog barks", Some(0.99))]);
     model.numbered = true;
     let p = params(2.0, 1.0, CaptionRules::none(), Some(c));
+    // The source samples are written and dropped before the run, so the RSS is the pipeline's.
+    let wav = tmp.path().join("source.wav");
+    write_wav(&wav, RATE, 1, WavKind::Pcm16, &noise(minutes * 60.0));
     let done = Arc::new(AtomicBool::new(false));
     let d = done.clone();
     let sampler = std::thread::spawn(move || {
@@ -359,7 +368,7 @@ fn memory_stays_flat_with_clips_on() {
         }
         rss
     });
-    let (t, _, _) = run(tmp.path(), &noise(minutes * 60.0), p, model);
+    let (t, _) = run_wav(&wav, p, model);
     done.store(true, Ordering::Relaxed);
     let rss = sampler.join().unwrap();
     let n = rss.len();
