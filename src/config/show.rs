@@ -164,7 +164,8 @@ fn captions(out: &mut String, c: &CaptionSettings, r: &Resolved) {
     }
     line(out, "captions.only", list(&c.only));
     line(out, "captions.ignore", list(&c.ignore));
-    if !r.has_tags && !(c.only.is_empty() && c.ignore.is_empty()) {
+    let lists = !(c.only.is_empty() && c.ignore.is_empty());
+    if lists && !r.has_tags {
         comment(
             out,
             "captions.only/ignore: this model has no tags; caption words only",

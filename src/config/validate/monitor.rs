@@ -52,7 +52,7 @@ fn pad(key: &str, v: Option<f64>, default: f64) -> Result<f64> {
 /// A retention limit: > 0, or 0 for no limit (`None`).
 fn limit(key: &str, v: Option<f64>, default: f64) -> Result<Option<f64>> {
     match v.unwrap_or(default) {
-        x if x == 0.0 => Ok(None),
+        0.0 => Ok(None),
         x if x.is_finite() && x > 0.0 => Ok(Some(x)),
         x => Err(bad(
             key,

@@ -82,7 +82,7 @@ pub fn non_empty(key: &str, v: Option<String>) -> Result<Option<String>> {
 pub fn min_confidence(key: &str, v: Option<f64>, default: Option<f64>) -> Result<Option<f64>> {
     match v {
         None => Ok(default),
-        Some(x) if x == 0.0 => Ok(None),
+        Some(0.0) => Ok(None),
         Some(x) if (0.0..=1.0).contains(&x) => Ok(Some(x)),
         Some(x) => Err(bad(key, format!("must be 0..=1, 0 = off (got {x})"))),
     }
