@@ -522,3 +522,45 @@ fn caption_line_shapes_with_confidence_and_tags() {
     assert_eq!(live["confidence"], Value::Null);
     assert_eq!(live["tags"], json!([]));
 }
+
+/// The caption rules of issue 15 on a bundle with tags: `--only` / `--ignore` match tag names,
+/// and a "Speech" tag makes the window speech for `--privacy-speech`, whatever the caption says.
+#[test]
+fn lists_and_privacy_match_tag_names() {
+    let Some((_tmp, dir)) = tags_bundle(Some(tags_section(LABELS.len(), 0.0)), &LABELS) else {
+        return;
+    };
+    let d = dir.to_str().unwrap();
+    let wav = golden().join("tiny-input.wav");
+    let w = wav.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["caption", "--model", d, w, "--format", "jsonl"];
+        args.extend_from_slice(extra);
+        let out = earshot().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (plain, _) = run(&[]);
+    let caption = serde_json::from_str::<Value>(plain.lines().next().unwrap()).unwrap();
+    let text = caption["caption"].as_str().unwrap().to_lowercase();
+    // Every label is reported (min_score 0), none of them is in the caption's words.
+    assert_eq!(caption["tags"].as_array().unwrap().len(), LABELS.len());
+    assert!(
+        !text.contains("music") && !text.contains("vehicle"),
+        "{text}"
+    );
+    let (out, _) = run(&["--only", "MUSIC"]);
+    assert_eq!(out, plain, "a tag name matches `only`");
+    let (out, err) = run(&["--ignore", "vehicle"]);
+    assert_eq!(out, "");
+    assert!(err.contains("1 filtered"), "{err}");
+    let (out, err) = run(&["--privacy-speech", "drop"]);
+    assert_eq!(out, "", "the Speech tag makes it a speech window");
+    assert!(err.contains("1 privacy-dropped"), "{err}");
+    let (out, _) = run(&["--privacy-speech", "mask"]);
+    let row: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(row["caption"], "someone speaks");
+}
