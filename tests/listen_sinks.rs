@@ -122,7 +122,12 @@ fn mqtt_round_trip_through_mosquitto() {
         let mut sink =
             MqttSink::start(&settings(broker.port, qos, false, &format!("es-{qos}"))).unwrap();
         let text = format!("a dog barks at qos {qos}");
-        sink.emit(&caption(&text, 1.0)).unwrap();
+        // The caption's clip path travels in the message (issue 15).
+        let mut ev = caption(&text, 1.0);
+        if let Event::Caption(c) = &mut ev {
+            c.clip = Some(format!("/var/lib/earshot/clips/q{qos}.flac"));
+        }
+        sink.emit(&ev).unwrap();
         sink.emit(&Event::Health(HealthEvent::default())).unwrap();
         sink.flush().unwrap();
         let mut got = Vec::new();
@@ -137,10 +142,12 @@ fn mqtt_round_trip_through_mosquitto() {
         let v: serde_json::Value = serde_json::from_slice(&got[0].1).unwrap();
         assert_eq!(v["caption"], text.as_str());
         assert_eq!(v["event"], "caption");
+        assert_eq!(v["clip"], format!("/var/lib/earshot/clips/q{qos}.flac").as_str());
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
         assert_eq!(got[1].0, "earshot/test/captions/health");
         let h: serde_json::Value = serde_json::from_slice(&got[1].1).unwrap();
         assert_eq!(h["event"], "health");
+        assert_eq!(h["clips_failed"], 0);
         assert_eq!(sink.dropped(), 0);
     }
 }
