@@ -142,7 +142,10 @@ fn mqtt_round_trip_through_mosquitto() {
         let v: serde_json::Value = serde_json::from_slice(&got[0].1).unwrap();
         assert_eq!(v["caption"], text.as_str());
         assert_eq!(v["event"], "caption");
-        assert_eq!(v["clip"], format!("/var/lib/earshot/clips/q{qos}.flac").as_str());
+        assert_eq!(
+            v["clip"],
+            format!("/var/lib/earshot/clips/q{qos}.flac").as_str()
+        );
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
         assert_eq!(got[1].0, "earshot/test/captions/health");
         let h: serde_json::Value = serde_json::from_slice(&got[1].1).unwrap();

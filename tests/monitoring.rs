@@ -597,3 +597,48 @@ fn listen_check_config_shows_the_new_sections() {
     assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(r.stderr.contains("clips.dir"), "{}", r.stderr);
 }
+
+#[test]
+fn listen_saves_the_clip_of_each_caption() {
+    let Some(tiny) = tiny_bundle() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let clips = tmp.path().join("clips");
+    let w = golden().join("tiny-input.wav");
+    let r = run_cli(&[
+        "listen",
+        "--file",
+        w.to_str().unwrap(),
+        "--fast",
+        "--model",
+        tiny.to_str().unwrap(),
+        "--gate-dbfs",
+        "-inf",
+        "--format",
+        "jsonl",
+        "--clips-dir",
+        clips.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("saving clips to"), "{}", r.stderr);
+    let ev = support::json::json_lines(&r.stdout);
+    let cap = ev.iter().find(|e| e["event"] == "caption").unwrap();
+    let path = PathBuf::from(cap["clip"].as_str().unwrap());
+    assert!(path.starts_with(&clips) && path.is_file(), "{path:?}");
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.ends_with("Z_moos-cries-man-coughs-chirp-rooster-as-chirp.flac"),
+        "{name}"
+    );
+    // The whole 3 s input (the window, nothing before or after it).
+    let (_, got) = decode_all(&path);
+    let (_, source) = decode_all(&w);
+    assert_eq!(got.len(), source.len());
+    let summary = ev.iter().find(|e| e["event"] == "summary").unwrap();
+    assert_eq!(
+        (
+            summary["clips_written"].as_u64(),
+            summary["clips_failed"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+}

@@ -471,6 +471,15 @@ pub fn run(args: &ListenArgs) -> Result<u8, Fatal> {
         resolved.hop_seconds,
         n_sinks
     );
+    if let Some(c) = &settings.clips {
+        eprintln!(
+            "earshot: saving clips to {} ({}, {} s before and {} s after each caption)",
+            c.dir.display(),
+            c.format.extension(),
+            c.pre_seconds,
+            c.post_seconds
+        );
+    }
     match live::run(source.as_mut(), params, Box::new(captioner), sinks, &stop) {
         Ok(t) => {
             log::info!(
