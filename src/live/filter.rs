@@ -13,7 +13,8 @@
 //!   privacy `mask`;
 //! - a caption without a `confidence` (a bundle without a `confidence` section) passes the
 //!   threshold; a bundle without tags is matched on its caption words only;
-//! - matching never allocates per sample and never fails: any text, tags or list is valid input.
+//! - the rules run once per caption (never per sample) and never fail: any text, tags or list
+//!   is valid input.
 //!
 //! Speech is detected from the AudioSet tags when the bundle has them, and always from the
 //! caption words as well (privacy errs on the side of hiding): [`mentions_speech`].
