@@ -9,11 +9,11 @@ prints, per threshold, the captions emitted and the share of them that name a wr
 source that is not in the clip, or none of the clip's sources) — the rule the default was chosen by
 — beside the calibration's own target (the caption names every source).
 
-Without `--val`: captions the ORIGINAL ESC-10 fold-4 OGG files (80 clips of 5 s, one source each) with the release
-binary (`earshot caption --format jsonl`, the bundle's own search), then prints, for each threshold,
-how many captions would be emitted and how many of those name the wrong source (a caption is right
-when it names the clip's source, `earshot_train.captions.names_source`, as in
-`earshot_train.measure_decoding`).
+Without `--val`: captions the ORIGINAL ESC-10 fold-4 OGG files (80 clips of 5 s, one source
+each) with the release binary (`earshot caption --format jsonl`, the bundle's own search), then
+prints, for each threshold, how many captions would be emitted and how many of those name the
+wrong source (right: the caption names the clip's source, `earshot_train.captions.names_source`,
+as in `earshot_train.measure_decoding`).
 
     python3 scripts/measure_threshold.py [--bundle models/default] [--esc10 ../shared/data/esc10]
 """
@@ -56,8 +56,7 @@ def main() -> int:
         print("this bundle has no confidence: every caption passes any threshold")
         return 0
     n = len(rows)
-    print(f"{n} captions of {len(files)} fold-{a.fold} clips; right source: "
-          f"{sum(ok for _, ok, *_ in rows)}")
+    print(f"{n} captions of {len(files)} fold-{a.fold} clips; right source: {sum(ok for _, ok, *_ in rows)}")
     print("threshold  emitted  wrong  wrong-share")
     for t in [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]:
         kept = [ok for c, ok, *_ in rows if c >= t]
