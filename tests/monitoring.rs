@@ -642,3 +642,38 @@ fn listen_saves_the_clip_of_each_caption() {
         (Some(1), Some(0))
     );
 }
+
+/// The commented keys of `[captions]`, `[privacy]` and `[clips]` in config/earshot.toml, all
+/// uncommented, are a valid config (the example cannot drift from the validation).
+#[test]
+fn example_config_rules_privacy_and_clips_keys_are_valid() {
+    let text = std::fs::read_to_string(repo().join("config/earshot.toml")).unwrap();
+    let mut section = String::new();
+    let mut out = String::new();
+    let mut uncommented = 0;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            section = line.trim_matches(|c| c == '[' || c == ']').to_string();
+        }
+        let key = line
+            .strip_prefix("# ")
+            .and_then(|l| l.split_once(" = "))
+            .map(|(k, _)| k)
+            .filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        if key.is_some() && ["captions", "privacy", "clips"].contains(&section.as_str()) {
+            out.push_str(&line[2..]);
+            uncommented += 1;
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    assert!(uncommented >= 18, "{uncommented} keys");
+    let raw = earshot::config::RawConfig::parse(&out).unwrap();
+    let s = earshot::config::validate(raw, &|_| None).unwrap_or_else(|e| panic!("{e:#}\n{out}"));
+    assert_eq!(s.captions.min_confidence, Some(0.7));
+    assert_eq!(s.captions.only, ["dog", "glass"]);
+    let c = s.clips.unwrap();
+    assert_eq!(c.dir, PathBuf::from("/var/lib/earshot/clips"));
+    assert_eq!(c.retention.max_files, Some(1000));
+}
