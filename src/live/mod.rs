@@ -88,8 +88,11 @@ impl Pipeline {
         let recorder = match &params.clips {
             None => None,
             Some(c) => {
-                // The DSP thread runs at most the queued windows (plus the one being cut) ahead.
-                let lead = (params.queue_windows.max(1) + 2) * params.hop_samples;
+                // The DSP thread runs at most the queued windows (plus the one being cut) ahead;
+                // capped at 60 s so a long queue cannot make the ring big (a clip whose start
+                // was overwritten then comes out shorter, logged).
+                let cap_lead = 60 * params.model_rate as usize;
+                let lead = ((params.queue_windows.max(1) + 2) * params.hop_samples).min(cap_lead);
                 let cap = clips::ring_samples(params.model_rate, params.window_samples, c, lead);
                 let stats = counters.clips.clone();
                 Some(ClipRecorder::start(
