@@ -136,6 +136,15 @@ def measure(bundle: Path, earshot: Path, work: Path, threshold: float | None, n_
     res: dict[str, Any] = {"bundle": man["name"], "threshold": threshold}
 
     def score_files(name: str, items: list[tuple[Path, list[str]]], extra: dict | None = None) -> dict:
+        if not items:
+            return {
+                "files": 0,
+                "source_accuracy": None,
+                "window_accuracy": None,
+                "windows": 0,
+                "degenerate": 0,
+                "worst_classes": {},
+            }, []
         rows = _by_file(run_caption(earshot, bundle, [p for p, _ in items]))
         first_right, win_right, win_n, all_rows = 0, 0, 0, []
         per_class: dict[str, list[int]] = defaultdict(list)
@@ -221,6 +230,9 @@ def markdown(res: dict) -> str:
     ]
     for k in ("esc10_fold4", "esc10_fold4_val", "esc10_fold4_test", "heldout", "mix"):
         r = res[k]
+        if not r["files"]:
+            lines.append(f"| {k} | 0 | — | — | — |")
+            continue
         lines.append(
             f"| {k} | {r['files']} | {100 * r['source_accuracy']:.1f} % | "
             f"{100 * r['window_accuracy']:.1f} % of {r['windows']} | {r['degenerate']} |"
