@@ -108,6 +108,9 @@ fn settings(port: u16, qos: u8, retain: bool, id: &str) -> MqttSettings {
         reconnect_seconds: 0.2,
         username: None,
         password: None,
+        availability_topic: None,
+        discovery: None,
+        tls: None,
     }
 }
 

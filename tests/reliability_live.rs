@@ -96,6 +96,9 @@ fn full_mqtt_queue_drops_the_oldest_and_keeps_captions() {
         reconnect_seconds: 2.0,
         username: None,
         password: None,
+        availability_topic: None,
+        discovery: None,
+        tls: None,
     };
     // The broker is down: everything waits in the queue, which overflows.
     let mut sink = MqttSink::start(&settings).unwrap();

@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod fake;
+pub mod http;
 pub mod json;
 pub mod pty;
 pub mod signal;
@@ -72,11 +73,12 @@ pub fn shared_dir() -> PathBuf {
 }
 
 /// Environment variables that would change what the binary does under test.
-const SCRUBBED_ENV: [&str; 5] = [
+const SCRUBBED_ENV: [&str; 6] = [
     "EARSHOT_MODEL",
     "EARSHOT_DECODER_PLAN",
     "EARSHOT_DECODER_CACHE",
     "EARSHOT_MQTT_PASSWORD",
+    "EARSHOT_HTTP_TOKEN",
     "RUST_LOG",
 ];
 
