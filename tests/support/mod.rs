@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod broker;
+pub mod browser;
 pub mod fake;
 pub mod http;
 pub mod json;
