@@ -385,3 +385,86 @@ fn webhook_queue_is_bounded_while_the_server_is_down() {
     wait_for("drops counted", || sink.dropped() >= 48);
     assert!(sink.flush().is_err(), "not delivered: flush says so in time");
 }
+
+// ---------- settings and --check-config ----------
+
+fn check(args: &[&str], env: &[(&str, &str)]) -> support::Run {
+    let bundle = support::tiny_bundle().unwrap();
+    let mut c = support::earshot();
+    c.args(["listen", "--check-config", "--stdin", "--rate", "16000", "--model"])
+        .arg(&bundle)
+        .args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    support::finished(c.output().unwrap())
+}
+
+#[test]
+fn check_config_reports_and_checks_http_webhook_and_mqtt_tls() {
+    if support::tiny_bundle().is_none() {
+        return;
+    }
+    // Another address than loopback needs a token; the token never prints.
+    let r = check(&["--http", "0.0.0.0:8080"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("`http.token`"), "{}", r.stderr);
+    let r = check(
+        &["--http", "0.0.0.0:0", "--webhook", "http://127.0.0.1:9/hook"],
+        &[("EARSHOT_HTTP_TOKEN", "tok-9f8e7d")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for want in [
+        "http.listen = \"0.0.0.0:0\"",
+        "http.token = <redacted>  # from $EARSHOT_HTTP_TOKEN",
+        "http.history = 100",
+        "webhook.url = \"http://127.0.0.1:9/hook\"",
+        "webhook.retries = 5",
+    ] {
+        assert!(r.stdout.contains(want), "{want} in\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("tok-9f8e7d") && !r.stderr.contains("tok-9f8e7d"));
+    let r = check(&["--http", "8080"], &[]);
+    assert!(r.stdout.contains("http.listen = \"127.0.0.1:8080\""), "{}", r.stdout);
+    // An address in use is found by the check.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let r = check(&["--http", &addr], &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("http.listen"), "{}", r.stderr);
+    // Bad webhook URLs and TLS files name their key.
+    let r = check(&["--webhook", "ftp://x/"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("`webhook.url`"), "{}", r.stderr);
+    let r = check(&["--mqtt-host", "h", "--mqtt-ca-file", "/nonexistent/ca.pem"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("`mqtt.ca_file`"), "{}", r.stderr);
+    let tmp = tempfile::tempdir().unwrap();
+    let not_pem = tmp.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let r = check(
+        &["--mqtt-host", "h", "--mqtt-ca-file", not_pem.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("mqtt.ca_file"), "{}", r.stderr);
+    // MQTT defaults: discovery on, availability topic, TLS port with a CA file.
+    let r = check(&["--mqtt-host", "h"], &[]);
+    for want in [
+        "mqtt.availability_topic = \"earshot/captions/status\"",
+        "mqtt.discovery = true",
+        "mqtt.discovery_prefix = \"homeassistant\"",
+        "mqtt.device_id = \"earshot_",
+        "mqtt.tls = false",
+        "mqtt.port = 1883",
+    ] {
+        assert!(r.stdout.contains(want), "{want} in\n{}", r.stdout);
+    }
+    if let Some(pki) = support::broker::tls_files() {
+        let ca = pki.path("ca.pem");
+        let r = check(&["--mqtt-host", "h", "--mqtt-ca-file", ca.to_str().unwrap()], &[]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("mqtt.tls = true"), "{}", r.stdout);
+        assert!(r.stdout.contains("mqtt.port = 8883"), "{}", r.stdout);
+    }
+}

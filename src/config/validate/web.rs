@@ -178,3 +178,96 @@ pub(super) fn webhook(w: RawWebhook) -> Result<Option<WebhookSettings>> {
             as usize,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{validate, RawConfig};
+
+    fn v(toml: &str, env: &[(&str, &str)]) -> anyhow::Result<crate::config::Settings> {
+        let lookup = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        validate(RawConfig::parse(toml)?, &lookup)
+    }
+
+    fn err(toml: &str) -> String {
+        format!("{:#}", v(toml, &[]).unwrap_err())
+    }
+
+    #[test]
+    fn http_settings() {
+        let s = v("[http]\nlisten = \"8080\"", &[]).unwrap();
+        let h = s.http.unwrap();
+        assert_eq!(h.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!((h.history, h.clients, h.client_buffer), (100, 8, 64));
+        let s = v("[http]\nlisten = \"localhost:9\"", &[]).unwrap();
+        assert_eq!(s.http.unwrap().addr.to_string(), "127.0.0.1:9");
+        let s = v("[http]\nlisten = \"[::1]:9\"", &[]).unwrap();
+        assert!(s.http.unwrap().token.is_none());
+        assert!(err("[http]\nlisten = \"0.0.0.0:80\"").contains("`http.token`"));
+        let s = v(
+            "[http]\nlisten = \"0.0.0.0:80\"\ntoken_env = \"T\"",
+            &[("T", "abc")],
+        )
+        .unwrap();
+        assert_eq!(s.http.unwrap().token.unwrap().expose(), "abc");
+        assert_eq!(s.http_token_from.as_deref(), Some("$T"));
+        assert!(err("[http]\nlisten = \"nowhere\"").contains("`http.listen`"));
+        assert!(err("[http]\nhistory = 5").contains("`http.listen`"));
+        assert!(err("[http]\nlisten = \"80\"\nclients = 0").contains("`http.clients`"));
+        assert!(
+            err("[http]\nlisten = \"80\"\ntoken = \"a\"\ntoken_env = \"B\"")
+                .contains("`http.token_env`")
+        );
+        let e = err("[http]\nlisten = \"80\"\ntoken = \"\"");
+        assert!(e.contains("`http.token`"), "{e}");
+    }
+
+    #[test]
+    fn webhook_settings() {
+        let s = v("[webhook]\nurl = \"https://h.example/x\"", &[]).unwrap();
+        let w = s.webhook.unwrap();
+        assert_eq!((w.retries, w.queue), (5, 64));
+        for bad in ["ftp://h/", "http://", "h.example", "https:///x"] {
+            let e = err(&format!("[webhook]\nurl = \"{bad}\""));
+            assert!(e.contains("`webhook.url`"), "{bad}: {e}");
+        }
+        assert!(err("[webhook]\nretries = 2").contains("`webhook.url`"));
+        assert!(err("[webhook]\nurl = \"http://h\"\nqueue = 0").contains("`webhook.queue`"));
+        // A webhook alone is an output.
+        assert!(v(
+            "[output]\nstdout = \"none\"\n[webhook]\nurl = \"http://h\"",
+            &[]
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn mqtt_discovery_and_tls_settings() {
+        let s = v("[mqtt]\nhost = \"h\"", &[]).unwrap();
+        let m = s.mqtt.unwrap();
+        let d = m.discovery.unwrap();
+        assert!(d.device_id.starts_with("earshot_"));
+        assert_eq!(d.prefix, "homeassistant");
+        assert!(m.tls.is_none());
+        assert_eq!(m.port, 1883);
+        let s = v("[mqtt]\nhost = \"h\"\ndiscovery = false\ntls = true", &[]).unwrap();
+        let m = s.mqtt.unwrap();
+        assert!(m.discovery.is_none());
+        assert_eq!(m.port, 8883);
+        assert!(err("[mqtt]\nhost = \"h\"\ndevice_id = \"a b\"").contains("`mqtt.device_id`"));
+        assert!(err("[mqtt]\nhost = \"h\"\ndiscovery = false\ndevice_id = \"x\"")
+            .contains("`mqtt.device_id`"));
+        assert!(err("[mqtt]\nhost = \"h\"\nca_file = \"/nonexistent\"")
+            .contains("`mqtt.ca_file`"));
+        assert!(err("[mqtt]\nhost = \"h\"\ntls = false\nca_file = \"/etc/hostname\"")
+            .contains("`mqtt.ca_file`"));
+        assert!(err("[mqtt]\nhost = \"h\"\nclient_cert = \"/etc/hostname\"")
+            .contains("`mqtt.client_key`"));
+        assert!(err("[mqtt]\nhost = \"h\"\navailability_topic = \"a/#\"")
+            .contains("`mqtt.availability_topic`"));
+        assert!(err("[mqtt]\ntls = true").contains("`mqtt.host`"));
+    }
+}
