@@ -95,7 +95,13 @@ fn captions_api_keeps_a_bounded_history() {
         .collect();
     assert_eq!(
         texts,
-        ["caption 3", "caption 4", "caption 5", "caption 6", "caption 7"],
+        [
+            "caption 3",
+            "caption 4",
+            "caption 5",
+            "caption 6",
+            "caption 7"
+        ],
         "the last `history`, oldest first"
     );
     let two = get(addr, "/api/captions?limit=2", "").json();
@@ -106,7 +112,11 @@ fn captions_api_keeps_a_bounded_history() {
     assert_eq!(two[1]["event"], "caption");
     // Nonsense limits are clamped, not errors.
     assert_eq!(
-        get(addr, "/api/captions?limit=abc", "").json().as_array().unwrap().len(),
+        get(addr, "/api/captions?limit=abc", "")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
         5
     );
     sink.emit(&Event::Health(health())).unwrap();
@@ -134,7 +144,10 @@ fn event_stream_carries_captions_and_health() {
     // The current health first, then what happens.
     let (name, data) = es.next();
     assert_eq!(name, "health");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&data).unwrap()["captions"], 3);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&data).unwrap()["captions"],
+        3
+    );
     let t = Instant::now();
     sink.emit(&caption("a dog barks", 1)).unwrap();
     let (name, data) = es.next();
@@ -194,7 +207,10 @@ fn metrics_parse_as_prometheus_text_with_every_health_number() {
     sink.emit(&Event::Health(health())).unwrap();
     let r = get(addr, "/metrics", "");
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     let text = r.text();
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
@@ -235,13 +251,26 @@ fn a_token_guards_every_route() {
     s.token = Some(Secret::new("s3cret token"));
     let (mut sink, addr) = start(&s);
     sink.emit(&caption("a bell rings", 1)).unwrap();
-    for path in ["/", "/api/captions", "/api/health", "/metrics", "/api/events"] {
+    for path in [
+        "/",
+        "/api/captions",
+        "/api/health",
+        "/metrics",
+        "/api/events",
+    ] {
         let r = get(addr, path, "");
         assert_eq!(r.status, 401, "{path}");
         assert!(!r.text().contains("s3cret"));
-        assert_eq!(get(addr, path, "Authorization: Bearer wrong\r\n").status, 401);
+        assert_eq!(
+            get(addr, path, "Authorization: Bearer wrong\r\n").status,
+            401
+        );
     }
-    let r = get(addr, "/api/captions", "Authorization: Bearer s3cret token\r\n");
+    let r = get(
+        addr,
+        "/api/captions",
+        "Authorization: Bearer s3cret token\r\n",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.json()[0]["caption"], "a bell rings");
     assert_eq!(get(addr, "/metrics?token=s3cret%20token", "").status, 200);
@@ -286,7 +315,10 @@ fn clips_are_served_read_only_from_their_directory() {
     }
     // Without a clips directory nothing is served.
     let (_sink2, addr2) = start(&settings());
-    assert_eq!(get(addr2, "/clips/2026-12-07%20a%20dog.wav", "").status, 404);
+    assert_eq!(
+        get(addr2, "/clips/2026-12-07%20a%20dog.wav", "").status,
+        404
+    );
     assert_eq!(get(addr2, "/api/clips", "").json(), serde_json::json!([]));
 }
 
@@ -380,10 +412,17 @@ fn webhook_queue_is_bounded_while_the_server_is_down() {
     for i in 0..50 {
         sink.emit(&caption("queued", i)).unwrap();
     }
-    assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
     // 50 captions, 1 in the sender's hand, 1 waiting: 48 dropped, oldest first.
     wait_for("drops counted", || sink.dropped() >= 48);
-    assert!(sink.flush().is_err(), "not delivered: flush says so in time");
+    assert!(
+        sink.flush().is_err(),
+        "not delivered: flush says so in time"
+    );
 }
 
 // ---------- settings and --check-config ----------
@@ -391,9 +430,16 @@ fn webhook_queue_is_bounded_while_the_server_is_down() {
 fn check(args: &[&str], env: &[(&str, &str)]) -> support::Run {
     let bundle = support::tiny_bundle().unwrap();
     let mut c = support::earshot();
-    c.args(["listen", "--check-config", "--stdin", "--rate", "16000", "--model"])
-        .arg(&bundle)
-        .args(args);
+    c.args([
+        "listen",
+        "--check-config",
+        "--stdin",
+        "--rate",
+        "16000",
+        "--model",
+    ])
+    .arg(&bundle)
+    .args(args);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -410,7 +456,12 @@ fn check_config_reports_and_checks_http_webhook_and_mqtt_tls() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("`http.token`"), "{}", r.stderr);
     let r = check(
-        &["--http", "0.0.0.0:0", "--webhook", "http://127.0.0.1:9/hook"],
+        &[
+            "--http",
+            "0.0.0.0:0",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+        ],
         &[("EARSHOT_HTTP_TOKEN", "tok-9f8e7d")],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -425,7 +476,11 @@ fn check_config_reports_and_checks_http_webhook_and_mqtt_tls() {
     }
     assert!(!r.stdout.contains("tok-9f8e7d") && !r.stderr.contains("tok-9f8e7d"));
     let r = check(&["--http", "8080"], &[]);
-    assert!(r.stdout.contains("http.listen = \"127.0.0.1:8080\""), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("http.listen = \"127.0.0.1:8080\""),
+        "{}",
+        r.stdout
+    );
     // An address in use is found by the check.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
@@ -436,14 +491,22 @@ fn check_config_reports_and_checks_http_webhook_and_mqtt_tls() {
     let r = check(&["--webhook", "ftp://x/"], &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("`webhook.url`"), "{}", r.stderr);
-    let r = check(&["--mqtt-host", "h", "--mqtt-ca-file", "/nonexistent/ca.pem"], &[]);
+    let r = check(
+        &["--mqtt-host", "h", "--mqtt-ca-file", "/nonexistent/ca.pem"],
+        &[],
+    );
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("`mqtt.ca_file`"), "{}", r.stderr);
     let tmp = tempfile::tempdir().unwrap();
     let not_pem = tmp.path().join("ca.pem");
     std::fs::write(&not_pem, "not a certificate\n").unwrap();
     let r = check(
-        &["--mqtt-host", "h", "--mqtt-ca-file", not_pem.to_str().unwrap()],
+        &[
+            "--mqtt-host",
+            "h",
+            "--mqtt-ca-file",
+            not_pem.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
@@ -462,7 +525,10 @@ fn check_config_reports_and_checks_http_webhook_and_mqtt_tls() {
     }
     if let Some(pki) = support::broker::tls_files() {
         let ca = pki.path("ca.pem");
-        let r = check(&["--mqtt-host", "h", "--mqtt-ca-file", ca.to_str().unwrap()], &[]);
+        let r = check(
+            &["--mqtt-host", "h", "--mqtt-ca-file", ca.to_str().unwrap()],
+            &[],
+        );
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert!(r.stdout.contains("mqtt.tls = true"), "{}", r.stdout);
         assert!(r.stdout.contains("mqtt.port = 8883"), "{}", r.stdout);

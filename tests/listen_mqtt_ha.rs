@@ -59,7 +59,11 @@ fn settings(port: u16, topic: &str, id: &str) -> MqttSettings {
 }
 
 /// Messages until `n` arrived or `wait` passed.
-fn collect(rx: &Receiver<(String, Vec<u8>, bool)>, n: usize, wait: Duration) -> Vec<(String, String, bool)> {
+fn collect(
+    rx: &Receiver<(String, Vec<u8>, bool)>,
+    n: usize,
+    wait: Duration,
+) -> Vec<(String, String, bool)> {
     let until = Instant::now() + wait;
     let mut got = Vec::new();
     while got.len() < n {
@@ -92,7 +96,10 @@ fn discovery_and_availability_are_retained_and_offline_follows_a_clean_stop() {
     let mut sink = MqttSink::start(&s).unwrap();
     wait_connected(&mut sink);
     // Subscribed after publishing: only retained messages can arrive.
-    let configs = subscribe(broker.port, "homeassistant/sensor/earshot_testhost/+/config");
+    let configs = subscribe(
+        broker.port,
+        "homeassistant/sensor/earshot_testhost/+/config",
+    );
     let got = collect(&configs, 6, Duration::from_secs(5));
     assert_eq!(got.len(), 6, "{got:?}");
     let mut objects = Vec::new();
@@ -112,11 +119,21 @@ fn discovery_and_availability_are_retained_and_offline_follows_a_clean_stop() {
     objects.sort();
     assert_eq!(
         objects,
-        ["cpu_temperature", "dropped_audio", "dropped_windows", "last_caption", "rss", "rtf"]
+        [
+            "cpu_temperature",
+            "dropped_audio",
+            "dropped_windows",
+            "last_caption",
+            "rss",
+            "rtf"
+        ]
     );
     let status = subscribe(broker.port, "earshot/ha/captions/status");
     let got = collect(&status, 1, Duration::from_secs(5));
-    assert_eq!(got, [("earshot/ha/captions/status".into(), "online".into(), true)]);
+    assert_eq!(
+        got,
+        [("earshot/ha/captions/status".into(), "online".into(), true)]
+    );
     drop(sink); // a clean stop announces itself
     let got = collect(&status, 1, Duration::from_secs(5));
     assert_eq!(got.len(), 1, "offline after a clean stop");
@@ -168,10 +185,21 @@ fn the_last_will_says_offline_when_earshot_is_killed() {
     drop(stdin);
     let got = collect(&status, 1, Duration::from_secs(10));
     assert_eq!(got.len(), 1, "the broker publishes the last will");
-    assert_eq!(got[0], ("earshot/lwt/captions/status".into(), "offline".into(), false));
+    assert_eq!(
+        got[0],
+        (
+            "earshot/lwt/captions/status".into(),
+            "offline".into(),
+            false
+        )
+    );
     let later = subscribe(broker.port, "earshot/lwt/captions/status");
     let got = collect(&later, 1, Duration::from_secs(5));
-    assert_eq!((got[0].1.as_str(), got[0].2), ("offline", true), "the will is retained");
+    assert_eq!(
+        (got[0].1.as_str(), got[0].2),
+        ("offline", true),
+        "the will is retained"
+    );
 }
 
 #[test]
@@ -241,6 +269,9 @@ fn tls_with_a_test_ca_and_a_client_certificate() {
         ca_file: Some(pki.path("server.key")), // not a certificate
         ..Default::default()
     });
-    let err = MqttSink::start(&missing).err().expect("refused").to_string();
+    let err = MqttSink::start(&missing)
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(err.contains("mqtt.ca_file"), "{err}");
 }

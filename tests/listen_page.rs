@@ -60,7 +60,14 @@ fn captions_reach_the_page_within_two_seconds_and_a_clip_loads() {
     mkfifo(&fifo);
     let port = support::broker::free_port();
     let mut child = support::earshot()
-        .args(["listen", "--fast", "--format", "jsonl", "--gate-dbfs", "-inf"])
+        .args([
+            "listen",
+            "--fast",
+            "--format",
+            "jsonl",
+            "--gate-dbfs",
+            "-inf",
+        ])
         .args(["--holdoff", "0", "--health", "0.5"])
         .arg("--model")
         .arg(&bundle)
@@ -77,7 +84,10 @@ fn captions_reach_the_page_within_two_seconds_and_a_clip_loads() {
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let fifo_w = fifo.clone();
     let writer = std::thread::spawn(move || {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo_w).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&fifo_w)
+            .unwrap();
         let head = 44 + 8192;
         f.write_all(&bytes[..head]).unwrap();
         f.flush().unwrap();
@@ -118,7 +128,10 @@ fn captions_reach_the_page_within_two_seconds_and_a_clip_loads() {
     );
     let clip_src = browser.eval("return document.querySelector('#clips audio').src;");
     assert!(
-        clip_src.as_str().unwrap().ends_with("/clips/clip-a-dog-barks.wav"),
+        clip_src
+            .as_str()
+            .unwrap()
+            .ends_with("/clips/clip-a-dog-barks.wav"),
         "{clip_src}"
     );
 
@@ -161,7 +174,10 @@ fn captions_reach_the_page_within_two_seconds_and_a_clip_loads() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(json_at.len() >= 3, "captions expected: {json_at:?}\n{stderr}");
+    assert!(
+        json_at.len() >= 3,
+        "captions expected: {json_at:?}\n{stderr}"
+    );
     let mut worst = Duration::ZERO;
     for (ts, (at, text)) in &json_at {
         let seen = page_at

@@ -126,7 +126,11 @@ pub fn messages(
     sensors()
         .into_iter()
         .map(|s| {
-            let topic = if s.health { health_topic } else { caption_topic };
+            let topic = if s.health {
+                health_topic
+            } else {
+                caption_topic
+            };
             let mut cfg = json!({
                 "name": s.name,
                 "unique_id": format!("{}_{}", d.device_id, s.object),

@@ -86,7 +86,11 @@ impl MqttSettings {
         let mut opts = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
         opts.set_keep_alive(Duration::from_secs_f64(self.keep_alive_seconds));
         if let Some(user) = &self.username {
-            let password = self.password.as_ref().map(Secret::expose).unwrap_or_default();
+            let password = self
+                .password
+                .as_ref()
+                .map(Secret::expose)
+                .unwrap_or_default();
             opts.set_credentials(user.clone(), password);
         }
         opts.set_last_will(LastWill::new(

@@ -67,9 +67,8 @@ pub fn client_config(prefix: &str, t: &TlsSettings) -> Result<Arc<ClientConfig>>
     let config = match (&t.client_cert, &t.client_key) {
         (Some(cert), Some(key_path)) => {
             let chain = certs(&format!("{prefix}.client_cert"), cert)?;
-            let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
-                anyhow!("{prefix}.client_key {}: {e}", key_path.display())
-            })?;
+            let key = PrivateKeyDer::from_pem_file(key_path)
+                .map_err(|e| anyhow!("{prefix}.client_key {}: {e}", key_path.display()))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
                 anyhow!(
                     "{prefix}.client_cert {} and {prefix}.client_key {}: {e}",

@@ -149,17 +149,37 @@ pub fn tls_files() -> Option<TlsFiles> {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     for ca in ["ca", "other-ca"] {
-        let (key, pem, subj) = (format!("{ca}.key"), format!("{ca}.pem"), format!("/CN=earshot test {ca}"));
+        let (key, pem, subj) = (
+            format!("{ca}.key"),
+            format!("{ca}.pem"),
+            format!("/CN=earshot test {ca}"),
+        );
         let mut args = vec!["req", "-x509"];
         args.extend(ec);
         args.extend(["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subj]);
-        args.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+        args.extend([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
         assert!(openssl(d, &args), "openssl: {ca}");
     }
     for (who, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
-        let (key, csr, pem, ext) = (format!("{who}.key"), format!("{who}.csr"), format!("{who}.pem"), format!("{who}.ext"));
+        let (key, csr, pem, ext) = (
+            format!("{who}.key"),
+            format!("{who}.csr"),
+            format!("{who}.pem"),
+            format!("{who}.ext"),
+        );
         let subj = format!("/CN={who}");
         let mut args = vec!["req"];
         args.extend(ec);
@@ -170,7 +190,23 @@ pub fn tls_files() -> Option<TlsFiles> {
             format!("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
         )
         .unwrap();
-        let args = ["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &pem, "-days", "2", "-extfile", &ext];
+        let args = [
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ];
         assert!(openssl(d, &args), "openssl: sign {who}");
     }
     // mosquitto started as root reads its files after dropping to its own user.

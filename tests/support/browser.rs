@@ -34,7 +34,8 @@ impl Browser {
 
     /// Starts chromedriver and a headless chromium session.
     pub fn start() -> Option<Browser> {
-        let (Some(chromium), Some(chromedriver)) = (first_file(&CHROMIUM), first_file(&CHROMEDRIVER))
+        let (Some(chromium), Some(chromedriver)) =
+            (first_file(&CHROMIUM), first_file(&CHROMEDRIVER))
         else {
             eprintln!(
                 "SKIP: chromium and chromium-driver are not installed \
@@ -57,7 +58,10 @@ impl Browser {
         let base = format!("http://127.0.0.1:{port}");
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let profile = tempfile::tempdir().unwrap();

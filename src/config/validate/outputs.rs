@@ -10,8 +10,8 @@ use crate::config::settings::OutputSettings;
 use crate::sink::format::LineFormat;
 use crate::sink::ha::{sanitize_id, Discovery};
 use crate::sink::mqtt::MqttSettings;
-use crate::sink::tls::TlsSettings;
 use crate::sink::serial::SerialSettings;
+use crate::sink::tls::TlsSettings;
 use crate::sink::Secret;
 use anyhow::Result;
 use std::io::Read;
@@ -151,16 +151,10 @@ pub(super) fn mqtt(m: RawMqtt, env: Env) -> Result<(Option<MqttSettings>, Option
                 Some(_) => DEFAULT_MQTTS_PORT,
                 None => DEFAULT_MQTT_PORT,
             };
-            let discovery = discovery(
-                m.discovery,
-                m.discovery_prefix,
-                m.device_id,
-                m.device_name,
-            )?;
+            let discovery = discovery(m.discovery, m.discovery_prefix, m.device_id, m.device_name)?;
             let settings = MqttSettings {
                 host,
-                port: ranged_int("mqtt.port", m.port, 1, 65535)?
-                    .map_or(default_port, |p| p as u16),
+                port: ranged_int("mqtt.port", m.port, 1, 65535)?.map_or(default_port, |p| p as u16),
                 topic,
                 health_topic: m.health_topic,
                 qos: ranged_int("mqtt.qos", m.qos, 0, 2)?.unwrap_or(0) as u8,

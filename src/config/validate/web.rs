@@ -23,10 +23,15 @@ pub fn listen_addr(v: &str) -> Result<SocketAddr> {
         return Ok(a);
     }
     if let Ok(port) = v.parse::<u16>() {
-        let host: IpAddr = DEFAULT_HTTP_HOST.parse().unwrap_or(Ipv4Addr::LOCALHOST.into());
+        let host: IpAddr = DEFAULT_HTTP_HOST
+            .parse()
+            .unwrap_or(Ipv4Addr::LOCALHOST.into());
         return Ok(SocketAddr::new(host, port));
     }
-    if let Some(port) = v.strip_prefix("localhost:").and_then(|p| p.parse::<u16>().ok()) {
+    if let Some(port) = v
+        .strip_prefix("localhost:")
+        .and_then(|p| p.parse::<u16>().ok())
+    {
         return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
     }
     Err(bad(
@@ -112,7 +117,8 @@ fn http_token(
         return Ok(Some((t, "http.token".into())));
     }
     if let Some(path) = file {
-        let t = read_secret_file("http.token_file", &path).map_err(|e| bad("http.token_file", e))?;
+        let t =
+            read_secret_file("http.token_file", &path).map_err(|e| bad("http.token_file", e))?;
         return Ok(Some((t, format!("http.token_file {}", path.display()))));
     }
     if let Some(name) = non_empty("http.token_env", var)? {
@@ -258,12 +264,15 @@ mod tests {
         assert!(m.discovery.is_none());
         assert_eq!(m.port, 8883);
         assert!(err("[mqtt]\nhost = \"h\"\ndevice_id = \"a b\"").contains("`mqtt.device_id`"));
-        assert!(err("[mqtt]\nhost = \"h\"\ndiscovery = false\ndevice_id = \"x\"")
-            .contains("`mqtt.device_id`"));
-        assert!(err("[mqtt]\nhost = \"h\"\nca_file = \"/nonexistent\"")
-            .contains("`mqtt.ca_file`"));
-        assert!(err("[mqtt]\nhost = \"h\"\ntls = false\nca_file = \"/etc/hostname\"")
-            .contains("`mqtt.ca_file`"));
+        assert!(
+            err("[mqtt]\nhost = \"h\"\ndiscovery = false\ndevice_id = \"x\"")
+                .contains("`mqtt.device_id`")
+        );
+        assert!(err("[mqtt]\nhost = \"h\"\nca_file = \"/nonexistent\"").contains("`mqtt.ca_file`"));
+        assert!(
+            err("[mqtt]\nhost = \"h\"\ntls = false\nca_file = \"/etc/hostname\"")
+                .contains("`mqtt.ca_file`")
+        );
         assert!(err("[mqtt]\nhost = \"h\"\nclient_cert = \"/etc/hostname\"")
             .contains("`mqtt.client_key`"));
         assert!(err("[mqtt]\nhost = \"h\"\navailability_topic = \"a/#\"")

@@ -127,7 +127,13 @@ fn number(v: &Value) -> Option<f64> {
 /// The whole `/metrics` text.
 pub fn render(health: Option<&HealthEvent>, http: &HttpStats) -> String {
     let mut out = String::new();
-    metric(&mut out, "earshot_up", "gauge", "1 while earshot listen runs", 1.0);
+    metric(
+        &mut out,
+        "earshot_up",
+        "gauge",
+        "1 while earshot listen runs",
+        1.0,
+    );
     if let Some(h) = health {
         let json = Event::Health(h.clone()).to_json();
         for (key, name, kind, help) in HEALTH {

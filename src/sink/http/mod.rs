@@ -161,7 +161,9 @@ fn frame(event: &str, data: &str) -> Frame {
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// The HTTP sink: shared state plus the accepting thread.

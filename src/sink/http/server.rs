@@ -345,8 +345,7 @@ fn events(stream: &mut TcpStream, shared: &Arc<Shared>, head: bool) -> std::io::
 /// inside `dir` (`..`, absolute paths, symlinks leading out, directories).
 pub fn resolve_clip(dir: &Path, rel: &str) -> Option<PathBuf> {
     let rel = Path::new(rel);
-    if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_)))
-    {
+    if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
         return None;
     }
     let root = std::fs::canonicalize(dir).ok()?;
@@ -403,8 +402,13 @@ fn clips_json(dir: Option<&Path>) -> String {
         .filter_map(|e| {
             let meta = e.metadata().ok()?;
             let name = e.file_name().into_string().ok()?;
-            (meta.is_file() && !name.starts_with('.'))
-                .then(|| (meta.modified().unwrap_or(std::time::UNIX_EPOCH), name, meta.len()))
+            (meta.is_file() && !name.starts_with('.')).then(|| {
+                (
+                    meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    name,
+                    meta.len(),
+                )
+            })
         })
         .collect();
     files.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
