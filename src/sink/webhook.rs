@@ -52,6 +52,12 @@ pub struct WebhookSink {
     sender: Option<JoinHandle<()>>,
 }
 
+/// `s` seconds as a duration (negative, NaN: zero; beyond `Duration`'s range: an hour) —
+/// never a panic, whatever a library caller puts in the settings.
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::from_secs(3600))
+}
+
 /// Back-off before retry `n` (1-based): `first * 2^(n-1)`, at most [`MAX_BACKOFF`].
 pub fn backoff(first: Duration, n: u32) -> Duration {
     let factor = 2u32.saturating_pow(n.saturating_sub(1).min(16));
@@ -64,7 +70,7 @@ impl WebhookSink {
         let outbox = Arc::new(Outbox::new(s.queue));
         let stats = Arc::new(Stats::default());
         let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs_f64(s.timeout_seconds)))
+            .timeout_global(Some(seconds(s.timeout_seconds)))
             .http_status_as_error(true)
             .build()
             .into();
@@ -98,13 +104,15 @@ fn pause(d: Duration, stop: &AtomicBool) -> bool {
         if stop.load(Ordering::Relaxed) {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+        std::thread::sleep(
+            Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())),
+        );
     }
     !stop.load(Ordering::Relaxed)
 }
 
 fn send_loop(agent: &ureq::Agent, s: &WebhookSettings, outbox: &Outbox, st: &Stats) {
-    let first = Duration::from_secs_f64(s.backoff_seconds);
+    let first = seconds(s.backoff_seconds);
     while !st.stop.load(Ordering::Relaxed) {
         let Some(m) = outbox.take(Duration::from_millis(50)) else {
             continue;

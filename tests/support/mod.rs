@@ -2,8 +2,9 @@
 //! paths, the tiny golden bundle, the shared directory, and the one `earshot()` command with one
 //! environment scrub (and [`earshot_limited`], the same under a memory limit); WAV files ([`wav`]), test signals ([`signal`], on
 //! `earshot::audio::synth`), a fake model and an in-memory sink ([`fake`]), a mosquitto broker
-//! ([`broker`]), pseudo-terminals ([`pty`]), JSON helpers ([`json`]) and [`Run`], a finished run
-//! of the binary checked for panics.
+//! and a test CA ([`broker`]), raw HTTP and a webhook receiver ([`http`]), headless chromium
+//! through WebDriver ([`browser`]), pseudo-terminals ([`pty`]), JSON helpers ([`json`]) and
+//! [`Run`], a finished run of the binary checked for panics.
 #![allow(dead_code, unused_imports)]
 
 pub mod broker;

@@ -166,19 +166,31 @@ pub(super) fn webhook(w: RawWebhook) -> Result<Option<WebhookSettings>> {
             format!("must be an http:// or https:// URL with a host (got \"{url}\")"),
         ));
     }
+    let at_most_an_hour = |key: &str, v: f64| -> Result<f64> {
+        if v > 3600.0 {
+            return Err(bad(key, format!("must be at most 3600 (got {v})")));
+        }
+        Ok(v)
+    };
     Ok(Some(WebhookSettings {
         url,
-        timeout_seconds: positive(
+        timeout_seconds: at_most_an_hour(
             "webhook.timeout_seconds",
-            w.timeout_seconds,
-            DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
+            positive(
+                "webhook.timeout_seconds",
+                w.timeout_seconds,
+                DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
+            )?,
         )?,
         retries: ranged_int("webhook.retries", w.retries, 0, 100)?
             .unwrap_or(DEFAULT_WEBHOOK_RETRIES) as u32,
-        backoff_seconds: positive(
+        backoff_seconds: at_most_an_hour(
             "webhook.backoff_seconds",
-            w.backoff_seconds,
-            DEFAULT_WEBHOOK_BACKOFF_SECONDS,
+            positive(
+                "webhook.backoff_seconds",
+                w.backoff_seconds,
+                DEFAULT_WEBHOOK_BACKOFF_SECONDS,
+            )?,
         )?,
         queue: ranged_int("webhook.queue", w.queue, 1, 10_000)?.unwrap_or(DEFAULT_WEBHOOK_QUEUE)
             as usize,
@@ -241,6 +253,10 @@ mod tests {
             assert!(e.contains("`webhook.url`"), "{bad}: {e}");
         }
         assert!(err("[webhook]\nretries = 2").contains("`webhook.url`"));
+        assert!(
+            err("[webhook]\nurl = \"http://h\"\ntimeout_seconds = 1e300")
+                .contains("`webhook.timeout_seconds`")
+        );
         assert!(err("[webhook]\nurl = \"http://h\"\nqueue = 0").contains("`webhook.queue`"));
         // A webhook alone is an output.
         assert!(v(

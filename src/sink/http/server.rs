@@ -54,7 +54,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         let stream = match listener.accept() {
             Ok((s, _)) => s,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(25));
                 continue;
             }
             Err(e) => {
