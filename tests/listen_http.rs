@@ -534,3 +534,46 @@ fn check_config_reports_and_checks_http_webhook_and_mqtt_tls() {
         assert!(r.stdout.contains("mqtt.port = 8883"), "{}", r.stdout);
     }
 }
+
+#[test]
+fn listen_posts_each_caption_to_the_webhook() {
+    let Some(bundle) = support::tiny_bundle() else {
+        return;
+    };
+    let rx = receiver(1); // the first POST fails: retried
+    let out = support::earshot()
+        .args([
+            "listen",
+            "--fast",
+            "--format",
+            "jsonl",
+            "--gate-dbfs",
+            "-inf",
+        ])
+        .arg("--model")
+        .arg(&bundle)
+        .arg("--file")
+        .arg(support::golden().join("tiny-input.wav"))
+        .arg("--webhook")
+        .arg(format!("http://{}/hook", rx.addr))
+        .output()
+        .unwrap();
+    let r = support::finished(out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let captions: Vec<serde_json::Value> = support::json::json_lines(&r.stdout)
+        .into_iter()
+        .filter(|v| v["event"] == "caption")
+        .collect();
+    assert!(!captions.is_empty(), "{}", r.stdout);
+    let bodies = rx.bodies.lock().unwrap().clone();
+    let posted: Vec<serde_json::Value> = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(posted, captions, "each caption's JSON line, once");
+    assert!(
+        r.stderr.contains("webhook"),
+        "the failed POST is logged: {}",
+        r.stderr
+    );
+}

@@ -5,8 +5,8 @@
 //! than 2xx) is retried `webhook.retries` times with exponential back-off from
 //! `webhook.backoff_seconds` up to [`MAX_BACKOFF`], then given up. Drops and give-ups are counted
 //! ([`EventSink::dropped`], the `dropped_messages` of health reports); failed attempts are
-//! counted too ([`WebhookSink::failed_attempts`]) and logged with back-off in the log. Health
-//! reports are not posted. `flush` waits (bounded) for the queue to empty.
+//! counted too ([`EventSink::failures`], added to the `errors` of health reports) and logged
+//! with back-off in the log. Health reports are not posted. `flush` waits (bounded) for the queue to empty.
 
 use super::event::{Event, EventSink};
 use super::outbox::{Message, Outbox};
@@ -190,6 +190,10 @@ impl EventSink for WebhookSink {
 
     fn dropped(&self) -> u64 {
         self.outbox.dropped() + self.stats.given_up.load(Ordering::Relaxed)
+    }
+
+    fn failures(&self) -> u64 {
+        self.failed_attempts()
     }
 }
 
