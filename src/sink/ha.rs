@@ -109,7 +109,8 @@ fn sensors() -> Vec<Sensor> {
 }
 
 /// The retained discovery messages `(topic, payload)`: one `config` per sensor under
-/// `<prefix>/sensor/<device_id>/<object>/config`.
+/// `<prefix>/sensor/<device_id>/<object>/config`. No `object_id` (deprecated by Home Assistant
+/// 2025.10): entity ids derive from the device and sensor names.
 pub fn messages(
     d: &Discovery,
     caption_topic: &str,
@@ -134,7 +135,6 @@ pub fn messages(
             let mut cfg = json!({
                 "name": s.name,
                 "unique_id": format!("{}_{}", d.device_id, s.object),
-                "object_id": format!("{}_{}", d.device_id, s.object),
                 "state_topic": topic,
                 "value_template": s.template,
                 "availability_topic": availability_topic,
