@@ -205,3 +205,83 @@ fn captions_reach_the_page_within_two_seconds_and_a_clip_loads() {
         json_at.len()
     );
 }
+
+/// Tags with their scores, the confidence and the health report as the page shows them (an
+/// in-process HTTP sink fed by hand: the tiny bundle has no tags).
+#[test]
+fn the_page_shows_tags_confidence_and_health() {
+    use earshot::sink::http::{HttpSettings, HttpSink};
+    use earshot::sink::{Event, EventSink, HealthEvent, LiveCaption};
+    use earshot::{Caption, CaptionEvent};
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let mut sink = HttpSink::start(&HttpSettings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        token: Some(earshot::sink::Secret::new("pagetoken")),
+        history: 10,
+        clients: 2,
+        client_buffer: 16,
+        clips_dir: None,
+    })
+    .unwrap();
+    let addr = sink.local_addr();
+    sink.emit(&Event::Health(HealthEvent {
+        rtf: Some(0.125),
+        cpu_temp_c: Some(51.5),
+        ..Default::default()
+    }))
+    .unwrap();
+    browser.goto(&format!("http://{addr}/?token=pagetoken"));
+    browser.wait_for(
+        "the event stream",
+        "return document.getElementById('status').textContent === 'live';",
+        Duration::from_secs(8),
+    );
+    sink.emit(&Event::Caption(LiveCaption {
+        event: CaptionEvent {
+            source: "mic".into(),
+            start: 0.0,
+            end: 10.0,
+            caption: Caption {
+                text: "a dog barks".into(),
+                confidence: Some(0.75),
+                tags: Some(vec![("Dog".into(), 0.9), ("Bark".into(), 0.625)]),
+                ..Default::default()
+            },
+        },
+        timestamp: std::time::SystemTime::now(),
+        window_index: 1,
+        latency_ms: 1.0,
+        inference_ms: 1.0,
+        rtf: 0.1,
+        dropped_samples: 0,
+        dropped_windows: 0,
+        level_dbfs: -20.0,
+    }))
+    .unwrap();
+    browser.wait_for(
+        "the caption with its tags",
+        "return document.querySelectorAll('#captions .tag').length === 2;",
+        Duration::from_secs(2),
+    );
+    let shown = browser.eval(
+        "const li = document.querySelector('#captions li'); return [ \
+         li.querySelector('.text').textContent, li.querySelector('.conf').textContent, \
+         Array.from(li.querySelectorAll('.tag')).map(t => t.textContent), \
+         document.querySelector('#health tr[data-key=rtf] .value').textContent, \
+         document.querySelector('#health tr[data-key=cpu_temp_c] .value').textContent, \
+         document.getElementById('live').textContent];",
+    );
+    assert_eq!(
+        shown,
+        serde_json::json!([
+            "a dog barks",
+            "(0.75)",
+            ["Dog 0.90", "Bark 0.63"],
+            "0.125",
+            "51.5 °C",
+            "a dog barks"
+        ])
+    );
+}
