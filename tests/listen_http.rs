@@ -292,6 +292,23 @@ fn clips_are_served_read_only_from_their_directory() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("audio/wav"));
     assert_eq!(r.body, wav);
+    assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    // Audio elements seek with byte ranges.
+    let r = get(
+        addr,
+        "/clips/2026-12-07%20a%20dog.wav",
+        "Range: bytes=4-11\r\n",
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), Some("bytes 4-11/44"));
+    assert_eq!(r.body, &wav[4..12]);
+    let r = get(
+        addr,
+        "/clips/2026-12-07%20a%20dog.wav",
+        "Range: bytes=44-\r\n",
+    );
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some("bytes */44"));
     let list = get(addr, "/api/clips", "").json();
     let names: Vec<&str> = list
         .as_array()

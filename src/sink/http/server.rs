@@ -96,6 +96,8 @@ struct Request {
     path: String,
     query: Vec<(String, String)>,
     bearer: Option<String>,
+    /// The `Range` header (clips: audio elements ask for byte ranges to seek).
+    range: Option<String>,
 }
 
 impl Request {
@@ -181,11 +183,18 @@ fn read_request(stream: &mut TcpStream) -> Result<Request, u16> {
                     .and_then(|h| std::str::from_utf8(h.value).ok())
                     .and_then(|v| v.trim().strip_prefix("Bearer "))
                     .map(|t| t.trim().to_string());
+                let range = req
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("range"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok())
+                    .map(|v| v.trim().to_string());
                 return Ok(Request {
                     head,
                     path: percent_decode(path),
                     query,
                     bearer,
+                    range,
                 });
             }
         }
@@ -195,12 +204,14 @@ fn read_request(stream: &mut TcpStream) -> Result<Request, u16> {
 fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
+        206 => "Partial Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -300,7 +311,7 @@ fn serve(stream: &mut TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> {
             respond(stream, 200, ct, body.as_bytes(), req.head)
         }
         "/api/events" => events(stream, shared, req.head),
-        p if p.starts_with("/clips/") => clip(stream, shared, &p["/clips/".len()..], req.head),
+        p if p.starts_with("/clips/") => clip(stream, shared, &p["/clips/".len()..], &req),
         _ => respond(stream, 404, "text/plain", b"not found\n", req.head),
     }
 }
@@ -370,7 +381,40 @@ fn content_type(p: &Path) -> &'static str {
     }
 }
 
-fn clip(stream: &mut TcpStream, shared: &Shared, rel: &str, head: bool) -> std::io::Result<()> {
+/// One `bytes=` range of a `len`-byte file as `(first, last)` inclusive; `None`: not
+/// satisfiable; several ranges or another unit are answered with the whole file (`Some` of
+/// the full range).
+pub fn byte_range(header: Option<&str>, len: u64) -> Option<(u64, u64)> {
+    let full = (len > 0).then(|| (0, len - 1));
+    let Some(spec) = header.and_then(|h| h.strip_prefix("bytes=")) else {
+        return full.or(Some((0, 0)));
+    };
+    if spec.contains(',') {
+        return full.or(Some((0, 0)));
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let (first, last) = match (a.is_empty(), b.is_empty()) {
+        (false, _) => {
+            let first: u64 = a.parse().ok()?;
+            let last = if b.is_empty() {
+                len.checked_sub(1)?
+            } else {
+                b.parse().ok()?
+            };
+            (first, last.min(len.checked_sub(1)?))
+        }
+        (true, false) => {
+            let n: u64 = b.parse().ok()?; // the last n bytes
+            (len.checked_sub(n.min(len))?, len.checked_sub(1)?)
+        }
+        (true, true) => return None,
+    };
+    (first <= last && last < len).then_some((first, last))
+}
+
+fn clip(stream: &mut TcpStream, shared: &Shared, rel: &str, req: &Request) -> std::io::Result<()> {
+    let head = req.head;
     let found = shared
         .settings
         .clips_dir
@@ -382,11 +426,28 @@ fn clip(stream: &mut TcpStream, shared: &Shared, rel: &str, head: bool) -> std::
     let Ok(mut file) = std::fs::File::open(&path) else {
         return respond(stream, 404, "text/plain", b"no such clip\n", head);
     };
-    let len = file.metadata().map(|m| m.len()).ok();
-    stream.write_all(head_bytes(200, content_type(&path), len).as_bytes())?;
-    if !head {
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let Some((first, last)) = byte_range(req.range.as_deref(), len) else {
+        let mut h = head_bytes(416, "text/plain", Some(0));
+        h.insert_str(h.len() - 2, &format!("Content-Range: bytes */{len}\r\n"));
+        stream.write_all(h.as_bytes())?;
+        return stream.flush();
+    };
+    let count = if len == 0 { 0 } else { last - first + 1 };
+    let partial = req.range.is_some() && len > 0 && count < len;
+    let code = if partial { 206 } else { 200 };
+    let mut h = head_bytes(code, content_type(&path), Some(count));
+    let mut extra = String::from("Accept-Ranges: bytes\r\n");
+    if partial {
+        extra.push_str(&format!("Content-Range: bytes {first}-{last}/{len}\r\n"));
+    }
+    h.insert_str(h.len() - 2, &extra);
+    stream.write_all(h.as_bytes())?;
+    if !head && count > 0 {
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(first))?;
         // At most the length announced, even if the file grows meanwhile.
-        std::io::copy(&mut (&mut file).take(len.unwrap_or(0)), stream)?;
+        std::io::copy(&mut (&mut file).take(count), stream)?;
     }
     stream.flush()
 }
@@ -437,6 +498,24 @@ mod tests {
         assert_eq!(percent_decode("bad%zz%"), "bad%zz%");
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("%4"), "%4");
+    }
+
+    #[test]
+    fn byte_ranges() {
+        assert_eq!(byte_range(None, 100), Some((0, 99)));
+        assert_eq!(byte_range(Some("bytes=0-"), 100), Some((0, 99)));
+        assert_eq!(byte_range(Some("bytes=10-19"), 100), Some((10, 19)));
+        assert_eq!(byte_range(Some("bytes=90-200"), 100), Some((90, 99)));
+        assert_eq!(byte_range(Some("bytes=-10"), 100), Some((90, 99)));
+        assert_eq!(byte_range(Some("bytes=-500"), 100), Some((0, 99)));
+        assert_eq!(byte_range(Some("bytes=100-"), 100), None);
+        assert_eq!(byte_range(Some("bytes=5-2"), 100), None);
+        assert_eq!(byte_range(Some("bytes=x-2"), 100), None);
+        assert_eq!(byte_range(Some("bytes=-"), 100), None);
+        assert_eq!(byte_range(Some("bytes=0-1,5-6"), 100), Some((0, 99)));
+        assert_eq!(byte_range(Some("items=0-1"), 100), Some((0, 99)));
+        assert_eq!(byte_range(None, 0), Some((0, 0)));
+        assert_eq!(byte_range(Some("bytes=0-"), 0), None);
     }
 
     #[test]
