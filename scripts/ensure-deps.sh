@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the system packages and tools a target needs are present.
 #   scripts/ensure-deps.sh build   -> what `cargo build` needs (Rust toolchain, gcc, pkg-config, ALSA headers)
-#   scripts/ensure-deps.sh test    -> build + sox + mosquitto + rustfmt/clippy + Python for train/
+#   scripts/ensure-deps.sh test    -> build + sox + mosquitto + openssl + chromium/chromium-driver
+#                                     + rustfmt/clippy + Python for train/
 #                                     + dpkg-dev, binutils, systemd, adduser (the Debian packages)
 # As root, missing Debian packages are installed with apt-get; otherwise the script prints the
 # command to run and fails.
@@ -36,8 +37,14 @@ if command -v dpkg >/dev/null 2>&1; then
         need_pkg binutils
         need_pkg systemd
         need_pkg adduser
-        # tests/listen_sinks.rs starts its own broker on a free loopback port.
+        # tests/listen_sinks.rs and listen_mqtt_ha.rs start their own broker on a free loopback
+        # port; listen_mqtt_ha.rs makes a test CA with the openssl command for MQTT over TLS.
         need_pkg mosquitto
+        need_pkg openssl
+        # tests/listen_page.rs: the live page of `listen --http` in headless chromium, driven
+        # through chromedriver (WebDriver).
+        need_pkg chromium
+        need_pkg chromium-driver
         command -v python3 >/dev/null 2>&1 || apt_pkgs+=(python3)
         python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
     fi

@@ -1,5 +1,6 @@
 //! `earshot listen`: live captioning from a capture device, raw PCM on stdin, or a file played
-//! in real time, to stdout, files, a serial port and MQTT at once.
+//! in real time, to stdout, files, a serial port, MQTT, a live web page / API (`--http`) and a
+//! webhook at once.
 //!
 //! Start-up is one function per stage: [`model`] (bundle, window, hop), [`open_source`] and
 //! [`sinks`], each run in a [`Mode`]. `--check-config` runs the very same functions in
@@ -15,7 +16,9 @@ use crate::config::{self, validate::hop_seconds, RawConfig, Settings, SourceSett
 use crate::live::filter::CaptionRules;
 use crate::live::{self, LiveParams};
 use crate::model::{Captioner, Model};
+use crate::sink::http::HttpSink;
 use crate::sink::line::stdout_open;
+use crate::sink::webhook::WebhookSink;
 use crate::sink::{file_sink, mqtt::MqttSink, serial::SerialSink, EventSink, LineFormat, LineSink};
 use crate::source::{file::FileSource, stdin::StdinSource, Source};
 use anyhow::{anyhow, Context, Result};
@@ -161,6 +164,19 @@ pub struct ListenArgs {
     /// MQTT client id [mqtt.client_id; default earshot-PID]
     #[arg(long, value_name = "ID", help_heading = "Outputs")]
     pub mqtt_client_id: Option<String>,
+    /// MQTT over TLS trusting this CA certificate file (PEM) [mqtt.ca_file]
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub mqtt_ca_file: Option<PathBuf>,
+    /// Serve the live page, JSON API, event stream and /metrics on ADDR:PORT (or PORT, on
+    /// 127.0.0.1); another address than loopback needs http.token [http.listen]
+    #[arg(long, value_name = "ADDR", help_heading = "Outputs")]
+    pub http: Option<String>,
+    /// Directory of saved audio clips the page plays [http.clips_dir]
+    #[arg(long, value_name = "DIR", help_heading = "Outputs")]
+    pub http_clips_dir: Option<PathBuf>,
+    /// POST each caption's JSON to this URL [webhook.url]
+    #[arg(long, value_name = "URL", help_heading = "Outputs")]
+    pub webhook: Option<String>,
 }
 
 impl ListenArgs {
@@ -214,6 +230,10 @@ impl ListenArgs {
             r.mqtt.retain = Some(true);
         }
         r.mqtt.client_id = self.mqtt_client_id.clone();
+        r.mqtt.ca_file = self.mqtt_ca_file.clone();
+        r.http.listen = self.http.clone();
+        r.http.clips_dir = self.http_clips_dir.clone();
+        r.webhook.url = self.webhook.clone();
         r
     }
 }
@@ -339,10 +359,11 @@ fn output_file(
     Ok(sink)
 }
 
-/// `[output]`, `[serial]` and `[mqtt]`: the sinks. `Check` opens the output files (see
-/// [`output_file`]) and checks that the serial port exists, without opening it (opening resets
-/// many boards); the MQTT broker is never a start-up failure (it is retried), so it is not
-/// contacted.
+/// `[output]`, `[serial]`, `[mqtt]`, `[http]` and `[webhook]`: the sinks. `Check` opens the
+/// output files (see [`output_file`]) and checks that the serial port exists, without opening it
+/// (opening resets many boards); the MQTT broker is never a start-up failure (it is retried), so
+/// it is not contacted, but its TLS files are read; the HTTP address is bound and released; the
+/// webhook is not contacted.
 fn sinks(s: &Settings, mode: Mode) -> Result<Vec<Box<dyn EventSink>>> {
     let mut out: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(f) = s.output.stdout {
@@ -371,8 +392,35 @@ fn sinks(s: &Settings, mode: Mode) -> Result<Vec<Box<dyn EventSink>>> {
             }
         }
     }
-    if let (Some(m), Mode::Start) = (&s.mqtt, mode) {
-        out.push(Box::new(MqttSink::start(m)?));
+    if let Some(m) = &s.mqtt {
+        match mode {
+            Mode::Start => out.push(Box::new(MqttSink::start(m)?)),
+            Mode::Check => drop(m.options()?),
+        }
+    }
+    if let Some(h) = &s.http {
+        if let Some(dir) = &h.clips_dir {
+            if !dir.is_dir() {
+                log::warn!(
+                    "http.clips_dir {} is not a directory (yet): no clips to serve",
+                    dir.display()
+                );
+            }
+        }
+        match mode {
+            Mode::Start => {
+                let sink = HttpSink::start(h)?;
+                eprintln!("earshot: live page on http://{}/", sink.local_addr());
+                out.push(Box::new(sink));
+            }
+            Mode::Check => drop(
+                std::net::TcpListener::bind(h.addr)
+                    .with_context(|| format!("http.listen {}: cannot listen", h.addr))?,
+            ),
+        }
+    }
+    if let (Some(w), Mode::Start) = (&s.webhook, mode) {
+        out.push(Box::new(WebhookSink::start(w)?));
     }
     Ok(out)
 }

@@ -28,6 +28,10 @@ pub struct RawConfig {
     pub serial: RawSerial,
     #[serde(default)]
     pub mqtt: RawMqtt,
+    #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default)]
+    pub webhook: RawWebhook,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -124,6 +128,42 @@ pub struct RawMqtt {
     pub password_file: Option<PathBuf>,
     /// The environment variable holding the password.
     pub password_env: Option<String>,
+    pub availability_topic: Option<String>,
+    /// Home Assistant discovery (default on).
+    pub discovery: Option<bool>,
+    pub discovery_prefix: Option<String>,
+    pub device_id: Option<String>,
+    pub device_name: Option<String>,
+    /// TLS (default: on when `ca_file` is set).
+    pub tls: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// `ADDR:PORT` to serve on.
+    pub listen: Option<String>,
+    /// Never printed; better `token_file` or `token_env`.
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+    pub token_env: Option<String>,
+    pub history: Option<i64>,
+    pub clients: Option<i64>,
+    pub client_buffer: Option<i64>,
+    pub clips_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: Option<String>,
+    pub timeout_seconds: Option<f64>,
+    pub retries: Option<i64>,
+    pub backoff_seconds: Option<f64>,
+    pub queue: Option<i64>,
 }
 
 /// 1-based line of byte `offset` and the dotted key written there (`section.key`), found from
@@ -203,7 +243,11 @@ impl RawConfig {
         take!(serial: device, baud, format, required);
         take!(mqtt: host, port, topic, health_topic, qos, retain, client_id,
               keep_alive_seconds, reconnect_seconds, username, password, password_file,
-              password_env);
+              password_env, availability_topic, discovery, discovery_prefix, device_id,
+              device_name, tls, ca_file, client_cert, client_key);
+        take!(http: listen, token, token_file, token_env, history, clients, client_buffer,
+              clips_dir);
+        take!(webhook: url, timeout_seconds, retries, backoff_seconds, queue);
         self
     }
 }

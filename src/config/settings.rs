@@ -7,8 +7,10 @@ use crate::audio::pcm::PcmFormat;
 use crate::clips::ClipSettings;
 use crate::live::filter::SpeechPrivacy;
 use crate::sink::format::LineFormat;
+use crate::sink::http::HttpSettings;
 use crate::sink::mqtt::MqttSettings;
 use crate::sink::serial::SerialSettings;
+use crate::sink::webhook::WebhookSettings;
 use std::path::PathBuf;
 
 /// Where audio comes from.
@@ -92,4 +94,9 @@ pub struct Settings {
     /// Where `mqtt.password` came from (`mqtt.password_file /etc/earshot/mqtt.pw`,
     /// `$EARSHOT_MQTT_PASSWORD`, ...); the password itself prints as `<redacted>`.
     pub mqtt_password_from: Option<String>,
+    /// `listen --http`: the live page, JSON API, SSE and metrics.
+    pub http: Option<HttpSettings>,
+    /// Where `http.token` came from (the token prints as `<redacted>`).
+    pub http_token_from: Option<String>,
+    pub webhook: Option<WebhookSettings>,
 }

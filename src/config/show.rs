@@ -9,9 +9,11 @@ use super::settings::{CaptionSettings, OutputSettings, PrivacySettings, Settings
 use crate::audio::pcm::PcmFormat;
 use crate::clips::ClipSettings;
 use crate::sink::format::LineFormat;
+use crate::sink::http::HttpSettings;
 use crate::sink::mqtt::MqttSettings;
 use crate::sink::secret::REDACTED;
 use crate::sink::serial::SerialSettings;
+use crate::sink::webhook::WebhookSettings;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -47,6 +49,8 @@ pub fn render(s: &Settings, r: &Resolved) -> String {
     output(&mut out, &s.output);
     serial(&mut out, s.serial.as_ref());
     mqtt(&mut out, s.mqtt.as_ref(), s.mqtt_password_from.as_deref());
+    http(&mut out, s.http.as_ref(), s.http_token_from.as_deref());
+    webhook(&mut out, s.webhook.as_ref());
     out
 }
 
@@ -272,6 +276,70 @@ fn mqtt(out: &mut String, m: Option<&MqttSettings>, password_from: Option<&str>)
         let from = password_from.map_or(String::new(), |f| format!("  # from {f}"));
         line(out, "mqtt.password", format!("{REDACTED}{from}"));
     }
+    line(
+        out,
+        "mqtt.availability_topic",
+        quote(&m.effective_availability_topic()),
+    );
+    match &m.discovery {
+        Some(d) => {
+            line(out, "mqtt.discovery", true);
+            line(out, "mqtt.discovery_prefix", quote(&d.prefix));
+            line(out, "mqtt.device_id", quote(&d.device_id));
+            line(out, "mqtt.device_name", quote(&d.device_name));
+        }
+        None => line(out, "mqtt.discovery", false),
+    }
+    match &m.tls {
+        Some(t) => {
+            line(out, "mqtt.tls", true);
+            match &t.ca_file {
+                Some(p) => line(out, "mqtt.ca_file", quote_path(p)),
+                None => comment(out, "mqtt.ca_file: the system's CA certificates"),
+            }
+            if let (Some(c), Some(k)) = (&t.client_cert, &t.client_key) {
+                line(out, "mqtt.client_cert", quote_path(c));
+                line(out, "mqtt.client_key", quote_path(k));
+            }
+        }
+        None => line(out, "mqtt.tls", false),
+    }
+}
+
+/// `[http]`: the token only as `<redacted>` and where it came from.
+fn http(out: &mut String, h: Option<&HttpSettings>, token_from: Option<&str>) {
+    let Some(h) = h else {
+        comment(out, "http: off (no http.listen / --http)");
+        return;
+    };
+    line(out, "http.listen", quote(&h.addr.to_string()));
+    match (&h.token, token_from) {
+        (Some(_), from) => {
+            let from = from.map_or(String::new(), |f| format!("  # from {f}"));
+            line(out, "http.token", format!("{REDACTED}{from}"));
+        }
+        (None, _) => comment(out, "http.token: none (loopback only)"),
+    }
+    line(out, "http.history", h.history);
+    line(out, "http.clients", h.clients);
+    line(out, "http.client_buffer", h.client_buffer);
+    match &h.clips_dir {
+        Some(p) => line(out, "http.clips_dir", quote_path(p)),
+        None => comment(out, "http.clips_dir: none (no clips served)"),
+    }
+}
+
+/// `[webhook]`.
+fn webhook(out: &mut String, w: Option<&WebhookSettings>) {
+    let Some(w) = w else {
+        comment(out, "webhook: off (no webhook.url)");
+        return;
+    };
+    line(out, "webhook.url", quote(&w.url));
+    line(out, "webhook.timeout_seconds", w.timeout_seconds);
+    line(out, "webhook.retries", w.retries);
+    line(out, "webhook.backoff_seconds", w.backoff_seconds);
+    line(out, "webhook.queue", w.queue);
 }
 
 #[cfg(test)]

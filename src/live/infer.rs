@@ -42,6 +42,8 @@ pub struct InferCtx {
 struct SinkSet {
     sinks: Vec<Box<dyn EventSink>>,
     failures: Vec<u64>,
+    /// The sinks' own background failures already added to `errors`.
+    background_failures: u64,
     /// Closed by its reader: no longer written.
     gone: Vec<bool>,
 }
@@ -52,6 +54,7 @@ impl SinkSet {
         SinkSet {
             sinks,
             failures: vec![0; n],
+            background_failures: 0,
             gone: vec![false; n],
         }
     }
@@ -85,10 +88,15 @@ impl SinkSet {
         }
     }
 
-    /// Publishes the outputs' own drop counts into the shared counters.
-    fn count_dropped(&self, counters: &Counters) {
+    /// Publishes the outputs' own drop counts into the shared counters, and adds their new
+    /// background failures to `errors`.
+    fn count_dropped(&mut self, counters: &Counters) {
         let n = self.sinks.iter().map(|s| s.dropped()).sum();
         counters.dropped_messages.store(n, Ordering::Relaxed);
+        let f: u64 = self.sinks.iter().map(|s| s.failures()).sum();
+        let new = f.saturating_sub(self.background_failures);
+        self.background_failures = self.background_failures.max(f);
+        counters.errors.fetch_add(new, Ordering::Relaxed);
     }
 
     fn flush(&mut self) {
@@ -274,6 +282,39 @@ mod tests {
         fn reopens(&self) -> bool {
             self.reopens
         }
+    }
+
+    /// A sink counting failures of its own (a webhook's failed POSTs).
+    struct Failing(Arc<Mutex<u64>>);
+
+    impl EventSink for Failing {
+        fn name(&self) -> String {
+            "failing".into()
+        }
+        fn emit(&mut self, _event: &Event) -> Result<()> {
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn failures(&self) -> u64 {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    #[test]
+    fn background_failures_are_added_to_errors_once() {
+        let n = Arc::new(Mutex::new(0));
+        let mut set = SinkSet::new(vec![Box::new(Failing(n.clone()))]);
+        let counters = Counters::default();
+        counters.errors.fetch_add(1, Ordering::Relaxed); // a captioning error
+        *n.lock().unwrap() = 3;
+        set.count_dropped(&counters);
+        set.count_dropped(&counters);
+        assert_eq!(get(&counters.errors), 4);
+        *n.lock().unwrap() = 5;
+        set.count_dropped(&counters);
+        assert_eq!(get(&counters.errors), 6);
     }
 
     /// A serial port whose pty was closed must be written again once it is back (the soak found

@@ -123,6 +123,11 @@ pub trait EventSink: Send {
     fn dropped(&self) -> u64 {
         0
     }
+    /// Deliveries that failed in the sink's own background thread so far (a webhook POST
+    /// answered 500); added to `errors` in health reports and the summary.
+    fn failures(&self) -> u64 {
+        0
+    }
     /// True for a sink that reopens its device by itself (a serial port whose reader went away
     /// comes back when the adapter is plugged in again): a broken pipe is then an outage to ride
     /// out, never a reason to stop writing to it.

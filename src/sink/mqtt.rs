@@ -6,12 +6,20 @@
 //! reports and the oldest is dropped first, counted ([`EventSink::dropped`], the
 //! `dropped_messages` of health reports and the summary). `flush` waits (bounded) until every
 //! queued message has been written (QoS 0) or acknowledged (QoS 1/2).
+//!
+//! Home Assistant: on every connect the sender first publishes, retained, the discovery configs
+//! ([`super::ha`], when `mqtt.discovery` is on) and `online` on the availability topic; the
+//! last will (retained `offline` on that topic) tells the broker to announce a crash, and a
+//! clean shutdown publishes `offline` itself. TLS (`mqtt.tls`, [`super::tls`]) uses rustls.
 
 use super::event::{Event, EventSink};
+use super::ha::{self, Discovery, OFFLINE, ONLINE};
 use super::outbox::{Message, Outbox};
 use super::secret::Secret;
+use super::tls::{self, TlsSettings};
 use anyhow::{anyhow, Result};
-use rumqttc::{Client, Event as MqEvent, Incoming, MqttOptions, Outgoing, QoS};
+use rumqttc::{Client, Event as MqEvent, Incoming, LastWill, MqttOptions, Outgoing, QoS};
+use rumqttc::{TlsConfiguration, Transport};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,6 +40,12 @@ pub struct MqttSettings {
     pub username: Option<String>,
     /// From `mqtt.password`, `mqtt.password_file` or an environment variable; never printed.
     pub password: Option<Secret>,
+    /// `mqtt.availability_topic` (default `<topic>/status`): retained `online` / `offline`.
+    pub availability_topic: Option<String>,
+    /// Home Assistant discovery (`None`: `mqtt.discovery = false`).
+    pub discovery: Option<Discovery>,
+    /// `None`: plain TCP.
+    pub tls: Option<TlsSettings>,
 }
 
 impl MqttSettings {
@@ -40,6 +54,56 @@ impl MqttSettings {
         self.health_topic
             .clone()
             .unwrap_or_else(|| format!("{}/health", self.topic))
+    }
+
+    /// The availability topic: `availability_topic`, else `<topic>/status`.
+    pub fn effective_availability_topic(&self) -> String {
+        self.availability_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}/status", self.topic))
+    }
+
+    /// What the sender publishes, retained, on each connect: the discovery configs, then
+    /// `online` on the availability topic.
+    pub fn announcements(&self) -> Vec<(String, String)> {
+        let availability = self.effective_availability_topic();
+        let mut out = match &self.discovery {
+            Some(d) => ha::messages(
+                d,
+                &self.topic,
+                &self.effective_health_topic(),
+                &availability,
+            ),
+            None => Vec::new(),
+        };
+        out.push((availability, ONLINE.to_string()));
+        out
+    }
+
+    /// The client options: identity, keep-alive, credentials, last will and TLS (whose files
+    /// are read here: `--check-config` calls this too).
+    pub fn options(&self) -> Result<MqttOptions> {
+        let mut opts = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
+        opts.set_keep_alive(Duration::from_secs_f64(self.keep_alive_seconds));
+        if let Some(user) = &self.username {
+            let password = self
+                .password
+                .as_ref()
+                .map(Secret::expose)
+                .unwrap_or_default();
+            opts.set_credentials(user.clone(), password);
+        }
+        opts.set_last_will(LastWill::new(
+            self.effective_availability_topic(),
+            OFFLINE,
+            QoS::AtLeastOnce,
+            true,
+        ));
+        if let Some(t) = &self.tls {
+            let config = tls::client_config("mqtt", t)?;
+            opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(config)));
+        }
+        Ok(opts)
     }
 }
 
@@ -55,6 +119,8 @@ struct Progress {
     queued: AtomicU64,
     done: AtomicU64,
     connected: AtomicBool,
+    /// Set on each ConnAck: the sender publishes the announcements before anything else.
+    announce: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -80,12 +146,7 @@ impl MqttSink {
     /// Starts the client. Connecting happens in the background; an unreachable broker is logged
     /// and retried, not fatal.
     pub fn start(s: &MqttSettings) -> Result<MqttSink> {
-        let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
-        opts.set_keep_alive(Duration::from_secs_f64(s.keep_alive_seconds));
-        if let Some(user) = &s.username {
-            let password = s.password.as_ref().map(Secret::expose).unwrap_or_default();
-            opts.set_credentials(user.clone(), password);
-        }
+        let opts = s.options()?;
         let (client, mut connection) = Client::new(opts, CLIENT_CHANNEL);
         let progress = Arc::new(Progress::default());
         let p = progress.clone();
@@ -99,6 +160,7 @@ impl MqttSink {
                 for ev in connection.iter() {
                     match ev {
                         Ok(MqEvent::Incoming(Incoming::ConnAck(_))) => {
+                            p.announce.store(true, Ordering::Relaxed);
                             p.connected.store(true, Ordering::Relaxed);
                             log::info!("MQTT connected to {endpoint}");
                             last_error = None;
@@ -142,7 +204,16 @@ impl MqttSink {
                 }
             })?;
         let outbox = Arc::new(Outbox::new(QUEUE));
-        let sender = spawn_sender(client.clone(), qos(s.qos), s.retain, &outbox, &progress)?;
+        let sender = spawn_sender(
+            client.clone(),
+            Publish {
+                qos: qos(s.qos),
+                retain: s.retain,
+                announcements: s.announcements(),
+            },
+            &outbox,
+            &progress,
+        )?;
         let health_topic = s.effective_health_topic();
         Ok(MqttSink {
             client,
@@ -156,15 +227,28 @@ impl MqttSink {
     }
 }
 
-/// The sender thread: moves messages from the outbox to the client while it is connected (so
-/// that, while the broker is away, everything waits in the outbox and its drop policy holds).
-fn spawn_sender(
-    client: Client,
+/// How the sender publishes.
+struct Publish {
     qos: QoS,
     retain: bool,
+    /// Retained messages sent first on every connect ([`MqttSettings::announcements`]).
+    announcements: Vec<(String, String)>,
+}
+
+/// The sender thread: on each connect publishes the announcements, then moves messages from the
+/// outbox to the client while it is connected (so that, while the broker is away, everything
+/// waits in the outbox and its drop policy holds).
+fn spawn_sender(
+    client: Client,
+    publish: Publish,
     outbox: &Arc<Outbox>,
     p: &Arc<Progress>,
 ) -> Result<JoinHandle<()>> {
+    let Publish {
+        qos,
+        retain,
+        announcements,
+    } = publish;
     let (outbox, p) = (outbox.clone(), p.clone());
     Ok(std::thread::Builder::new()
         .name("earshot-mqtt-send".into())
@@ -173,6 +257,16 @@ fn spawn_sender(
                 if !p.connected.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
+                }
+                if p.announce.swap(false, Ordering::Relaxed) {
+                    for (topic, payload) in &announcements {
+                        if client
+                            .publish(topic.clone(), qos, true, payload.clone())
+                            .is_ok()
+                        {
+                            p.queued.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
                 let Some(m) = outbox.take(Duration::from_millis(50)) else {
                     continue;
@@ -252,10 +346,18 @@ impl EventSink for MqttSink {
 impl Drop for MqttSink {
     fn drop(&mut self) {
         self.progress.stop.store(true, Ordering::Relaxed);
-        let _ = self.client.try_disconnect();
         if let Some(t) = self.sender.take() {
             let _ = t.join(); // it wakes every 50 ms and sees `stop`
         }
+        // A clean stop is announced (the last will is for crashes): queued before the
+        // disconnect, so the event loop sends it first.
+        if self.progress.connected.load(Ordering::Relaxed) {
+            let topic = self.settings.effective_availability_topic();
+            let _ = self
+                .client
+                .try_publish(topic, QoS::AtLeastOnce, true, OFFLINE);
+        }
+        let _ = self.client.try_disconnect();
         if let Some(t) = self.thread.take() {
             // The connection thread ends once the disconnect is sent or its retry sleep sees
             // `stop`; do not hang shutdown on it forever.

@@ -2,12 +2,15 @@
 //! paths, the tiny golden bundle, the shared directory, and the one `earshot()` command with one
 //! environment scrub (and [`earshot_limited`], the same under a memory limit); WAV files ([`wav`]), test signals ([`signal`], on
 //! `earshot::audio::synth`), a fake model and an in-memory sink ([`fake`]), a mosquitto broker
-//! ([`broker`]), pseudo-terminals ([`pty`]), JSON helpers ([`json`]) and [`Run`], a finished run
-//! of the binary checked for panics.
+//! and a test CA ([`broker`]), raw HTTP and a webhook receiver ([`http`]), headless chromium
+//! through WebDriver ([`browser`]), pseudo-terminals ([`pty`]), JSON helpers ([`json`]) and
+//! [`Run`], a finished run of the binary checked for panics.
 #![allow(dead_code, unused_imports)]
 
 pub mod broker;
+pub mod browser;
 pub mod fake;
+pub mod http;
 pub mod json;
 pub mod pty;
 pub mod signal;
@@ -72,11 +75,12 @@ pub fn shared_dir() -> PathBuf {
 }
 
 /// Environment variables that would change what the binary does under test.
-const SCRUBBED_ENV: [&str; 5] = [
+const SCRUBBED_ENV: [&str; 6] = [
     "EARSHOT_MODEL",
     "EARSHOT_DECODER_PLAN",
     "EARSHOT_DECODER_CACHE",
     "EARSHOT_MQTT_PASSWORD",
+    "EARSHOT_HTTP_TOKEN",
     "RUST_LOG",
 ];
 

@@ -115,6 +115,63 @@ def calibrate(
     return {"search": search_, "confidence": section, "clips": clips}
 
 
+def threshold_for(conf: np.ndarray, y: np.ndarray, max_wrong: float = 0.10) -> tuple[float, float, float]:
+    """The lowest confidence threshold at which at most ``max_wrong`` of the captions kept (confidence
+    >= threshold) are wrong: (threshold, wrong share among kept, kept share)."""
+    for t in np.round(np.arange(0.0, 1.0001, 0.01), 2):
+        kept = conf >= t
+        if kept.any() and 1.0 - y[kept].mean() <= max_wrong:
+            return float(t), float(1.0 - y[kept].mean()), float(kept.mean())
+    return 1.0, 0.0, 0.0
+
+
+def calibrate_v2(bundle: Path, corpus: Path, ngram: int = 3, write: bool = True) -> dict[str, Any]:
+    """:func:`calibrate` for a corpus-v2 bundle: the already rendered ``val`` clips of ``corpus``; a
+    caption is right when it names every class of the clip (``corpus_v2.build.names_class``); the
+    once-words are the taxonomy's source nouns in the vocabulary. Also fits the threshold at which at
+    most 10 % of the captions kept name a wrong source (``fit.threshold``)."""
+    from earshot_train.corpus_v2.build import names_class
+    from earshot_train.corpus_v2.taxonomy import load_taxonomy
+
+    classes = {c.id: c for c in load_taxonomy()}
+    base = BundleDecoder(bundle)
+    m = json.loads((bundle / "manifest.json").read_text())
+    words = sorted({n for c in classes.values() for n in c.nouns} & set(base.vocab))
+    search_ = {**m["search"], "no_repeat_ngram": ngram, "once_words": words}
+    dec = BundleDecoder(bundle, {**m, "search": search_})
+    rows = read_manifest(corpus, ["val"])
+    sr = dec.spec.sample_rate
+    scores, right, clips = [], [], []
+    for r in rows:
+        d = dec.decode(load_audio(corpus / r["audio"], sr))
+        ok = all(names_class(d.text, classes[c]) for c in r["sources"])
+        scores.append(d.score)
+        right.append(float(ok))
+        clips.append({"id": r["id"], "kind": r["kind"], "caption": d.text, "score": d.score, "right": ok})
+    s, y = np.array(scores), np.array(right)
+    a, b = fit_platt(s, y)
+    conf = 1.0 / (1.0 + np.exp(-(a * s + b)))
+    t, wrong, kept = threshold_for(conf, y)
+    fit = {
+        "split": "val",
+        "n": len(rows),
+        "ece": round(ece(conf, y), 4),
+        "bins": 10,
+        "target": "caption names every source class of the clip (corpus v2 taxonomy)",
+        "source_accuracy": round(float(y.mean()), 4),
+        "threshold": t,
+        "threshold_wrong_share": round(wrong, 4),
+        "threshold_kept_share": round(kept, 4),
+        "generator": "python -m earshot_train.calibrate --v2",
+    }
+    section = {"method": "platt", "a": round(a, 6), "b": round(b, 6), "fit": fit}
+    if write:
+        m["search"] = search_
+        m["confidence"] = section
+        (bundle / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+    return {"search": search_, "confidence": section, "clips": clips}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="earshot_train.calibrate", description=__doc__.split("\n")[0])
     ap.add_argument("--bundle", type=Path, default=REPO_ROOT / "models" / "default")
@@ -123,8 +180,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ngram", type=int, default=3)
     ap.add_argument("--dry-run", action="store_true", help="report only, leave manifest.json alone")
     ap.add_argument("--clips-out", type=Path, default=None, help="write per-clip results (JSON)")
+    ap.add_argument("--v2", action="store_true", help="corpus-v2 bundle: use its rendered val clips")
     a = ap.parse_args(argv)
-    res = calibrate(a.bundle, a.corpus_config, a.work, a.ngram, write=not a.dry_run)
+    if a.v2:
+        from earshot_train.corpus import corpus_dir
+
+        cdir = corpus_dir(CorpusConfig.load(REPO_ROOT / "train" / "configs" / "corpus-v2.toml"))
+        res = calibrate_v2(a.bundle, cdir, a.ngram, write=not a.dry_run)
+    else:
+        res = calibrate(a.bundle, a.corpus_config, a.work, a.ngram, write=not a.dry_run)
     if a.clips_out:
         a.clips_out.write_text(json.dumps(res["clips"], indent=1) + "\n")
     print(json.dumps({"confidence": res["confidence"], "once_words": res["search"]["once_words"]}))

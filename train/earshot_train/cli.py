@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--resume", action="store_true", help="continue from <run>/ckpt/last.pt")
         if name == "teacher":
             p.add_argument("--outputs-only", action="store_true", help="skip training; (re)write kd/ outputs")
+            p.add_argument(
+                "--no-kd-outputs",
+                action="store_true",
+                help="train only: skip writing the teacher captions/embeddings for KD",
+            )
     p = sub.add_parser("eval", help="decode a split and score it (writes <run>/eval_<split>.json)")
     _common(p)
     p.add_argument("--split", default="test_mix")
@@ -123,7 +128,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.cmd == "teacher":
             import os
 
-            if int(os.environ.get("RANK", "0")) == 0:  # once, also after a torchrun (DDP) training
+            if (
+                int(os.environ.get("RANK", "0")) == 0 and not args.no_kd_outputs
+            ):  # once, also after a torchrun (DDP) training
                 kd = trainer.write_teacher_outputs(cfg)
                 print(f"teacher captions and embeddings in {kd}")
         return 0

@@ -16,7 +16,8 @@ Sections (all optional except where a command needs them; see ``train/configs/*.
 - ``[augment]`` time_masks, time_width, freq_masks, freq_width (SpecAugment on student inputs; 0 = off)
 - ``[optim]`` lr, weight_decay, batch_size, epochs, max_steps, warmup_steps, grad_clip (validation: per epoch)
 - ``[search]`` beam, max_len, length_norm
-- ``[export]`` name, window_seconds, hop_seconds
+- ``[export]`` name, window_seconds, hop_seconds, tags (mn04-encoder bundles: export the 527 AudioSet
+  tag logits as the encoder's ``tags`` output), tags_top_k, tags_min_score
 """
 
 from __future__ import annotations
@@ -82,7 +83,14 @@ DEFAULTS: dict[str, Any] = {
         "grad_clip": 1.0,
     },
     "search": {"beam": 3, "max_len": 20, "length_norm": 1.0},
-    "export": {"name": "", "window_seconds": 10.0, "hop_seconds": 5.0},
+    "export": {
+        "name": "",
+        "window_seconds": 10.0,
+        "hop_seconds": 5.0,
+        "tags": False,
+        "tags_top_k": 5,
+        "tags_min_score": 0.2,
+    },
 }
 
 _OPEN_TABLES = {("model", "cnn"), ("model", "tcn"), ("model", "effb2"), ("model", "decoder"), ("corpus",)}

@@ -29,12 +29,18 @@ OPSET = 17
 
 
 class EncoderGraph(nn.Module):
-    def __init__(self, captioner: Captioner):
+    """The encoder as exported: ``memory``, plus the clip-level ``tags`` logits when ``with_tags``."""
+
+    def __init__(self, captioner: Captioner, with_tags: bool = False):
         super().__init__()
         self.encoder = captioner.encoder
+        self.with_tags = with_tags
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.encoder(mel)["memory"]
+    def forward(self, mel: torch.Tensor):
+        o = self.encoder(mel)
+        if self.with_tags:
+            return o["memory"], o["tags"]
+        return o["memory"]
 
 
 def git_commit(repo: Path | None = None) -> str:
@@ -69,9 +75,12 @@ def _export(
         )
 
 
-def export_encoder(captioner: Captioner, n_mels: int, frames: int, path: Path) -> None:
-    enc = EncoderGraph(captioner).eval()
-    _export(enc, (torch.zeros(1, n_mels, frames),), path, ["mel"], ["memory"])
+def export_encoder(
+    captioner: Captioner, n_mels: int, frames: int, path: Path, with_tags: bool = False
+) -> None:
+    enc = EncoderGraph(captioner, with_tags).eval()
+    outputs = ["memory", "tags"] if with_tags else ["memory"]
+    _export(enc, (torch.zeros(1, n_mels, frames),), path, ["mel"], outputs)
 
 
 def export_decoder(
@@ -146,6 +155,11 @@ def parity_check(
         mem_pt = captioner.encoder(torch.from_numpy(features))["memory"].numpy()
     mem_ort = enc_sess.run(["memory"], {"mel": features})[0]
     enc_diff = float(np.abs(mem_pt - mem_ort).max())
+    tags_diff = None
+    if "tags" in [o.name for o in enc_sess.get_outputs()]:
+        with torch.no_grad():
+            tags_pt = captioner.encoder(torch.from_numpy(features))["tags"].numpy()
+        tags_diff = float(np.abs(tags_pt - enc_sess.run(["tags"], {"mel": features})[0]).max())
     if memory_slice is not None:
         mem_pt, mem_ort = mem_pt[:, :memory_slice], mem_ort[:, :memory_slice]
     probe = np.array([[START, 4, 5, 6], [START, 7, 8, 9]], dtype=np.int64) % captioner.decoder.cfg.vocab_size
@@ -162,6 +176,8 @@ def parity_check(
         "beam_ids_ort": search.beam_search(o_step, mem_ort, beam, max_len, length_norm),
         "memory_ort": mem_ort,
     }
+    if tags_diff is not None:
+        res["tags_max_abs_diff"] = tags_diff
     res["ids_identical"] = (
         res["greedy_ids_torch"] == res["greedy_ids_ort"] and res["beam_ids_torch"] == res["beam_ids_ort"]
     )
@@ -186,6 +202,7 @@ def export_bundle(
     parity_audio: np.ndarray | None = None,
     model_card: str | None = None,
     stamp: bool = True,
+    tags: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write encoder.onnx, decoder.onnx, vocab.txt, manifest.json (and parity.json) into ``out_dir``.
 
@@ -206,7 +223,7 @@ def export_bundle(
     with torch.no_grad():
         mem = captioner.encoder(torch.zeros(1, spec.n_mels, frames))["memory"]
     t_len, d = int(mem.shape[1]), int(mem.shape[2])
-    export_encoder(captioner, spec.n_mels, frames, out / "encoder.onnx")
+    export_encoder(captioner, spec.n_mels, frames, out / "encoder.onnx", with_tags=tags is not None)
     export_decoder(captioner, t_len, d, out / "decoder.onnx", dynamic_memory_len=memory_len == "effb2")
     tokenizer.save(out / "vocab.txt")
     prov: dict[str, Any] = {
@@ -245,6 +262,16 @@ def export_bundle(
         "provenance": prov,
         "licences": list(licences or []),
     }
+    if tags is not None:
+        # ``tags``: {"labels": [K names], "top_k", "min_score"}; the encoder's "tags" output is [1, K]
+        (out / "tags.txt").write_text("".join(f"{t}\n" for t in tags["labels"]))
+        manifest["tags"] = {
+            "output": "tags",
+            "labels": "tags.txt",
+            "activation": "sigmoid",
+            "top_k": int(tags.get("top_k", 5)),
+            "min_score": float(tags.get("min_score", 0.2)),
+        }
     if model_card:
         (out / "MODEL_CARD.md").write_text(model_card)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -277,7 +304,7 @@ class TeacherEncoder(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
         o = self.mn04(mel)
-        return {"memory": o["frames"], "emb": o["emb"]}
+        return {"memory": o["frames"], "emb": o["emb"], "tags": o["logits"]}
 
 
 LICENCES = [
@@ -337,6 +364,39 @@ def export_run(cfg: dict[str, Any], out: Path, which: str = "best") -> dict[str,
             "parity_clip": probe["id"],
             "config": json.loads(C.dumps(cfg)),
         },
-        licences=LICENCES,
+        licences=corpus_licences(cdir) if (cdir / "corpus_info.json").is_file() else LICENCES,
         parity_audio=audio,
+        tags=_tags_section(cfg, kind),
     )
+
+
+def _tags_section(cfg: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    ex = cfg["export"]
+    if not ex.get("tags"):
+        return None
+    if kind != "teacher":
+        raise ValueError("export.tags needs an mn04 encoder (kind = 'teacher'): only it has the tag head")
+    from earshot_train.teacher.mn04 import mn04_labels
+
+    return {"labels": mn04_labels(), "top_k": ex["tags_top_k"], "min_score": ex["tags_min_score"]}
+
+
+def corpus_licences(cdir: Path) -> list[str]:
+    """Licence lines of a bundle trained on ``cdir``: every collection whose files it used (corpus v2)."""
+    info = json.loads((cdir / "corpus_info.json").read_text())
+    if info.get("builder") != "corpus_v2.build":
+        return LICENCES
+    from earshot_train.corpus_v2.sources import licence_summary
+
+    colls: set[str] = set()
+    with open(cdir / "manifest.jsonl") as f:
+        for line in f:
+            for ev in json.loads(line)["events"]:
+                parts = ev["file"].split("/")
+                if ev["file"].startswith("data/sounds/"):
+                    colls.add(parts[2])
+                elif ev["file"].startswith("data/"):
+                    colls.add(parts[1])
+    out = ["earshot code: MIT", "encoder and tag head: EfficientAT mn04_as, MIT, Florian Schmid"]
+    out += [f"training audio {c}: {licence_summary(c)}" for c in sorted(colls)]
+    return out

@@ -1,15 +1,17 @@
 //! The one validation path for `earshot listen` settings (file and CLI alike): [`validate`]
 //! applies the board layer and calls one function per section — `[source]` and `[captions]` in
 //! `source.rs`, `[privacy]` and `[clips]` in `monitor.rs`, `[output]`, `[serial]` and `[mqtt]`
-//! in `outputs.rs` — over the shared field rules
-//! and defaults of `rules.rs`; each error names its key. Secrets come in as
-//! [`crate::sink::Secret`]s and stay redacted; the environment (for `$EARSHOT_MQTT_PASSWORD`
-//! and `mqtt.password_env`) is read through the [`Env`] the command passes.
+//! in `outputs.rs`, `[http]` and `[webhook]` in `web.rs` — over the shared field rules and
+//! defaults of `rules.rs`; each error names its key. Secrets come in as
+//! [`crate::sink::Secret`]s and stay redacted; the environment (for `$EARSHOT_MQTT_PASSWORD`,
+//! `$EARSHOT_HTTP_TOKEN`, `mqtt.password_env` and `http.token_env`) is read through the [`Env`]
+//! the command passes.
 
 mod monitor;
 mod outputs;
 pub mod rules;
 mod source;
+pub mod web;
 
 use super::file::RawConfig;
 use super::settings::*;
@@ -19,6 +21,7 @@ use outputs::{mqtt, output, serial};
 pub use rules::Env;
 use rules::{bad, non_empty, ranged_int};
 use source::{captions, source};
+use web::{http, webhook};
 
 /// Validates merged raw settings (config file with the command line over it). A `board`
 /// profile supplies defaults for whatever neither of them set; `env` reads environment
@@ -39,14 +42,19 @@ pub fn validate(raw: RawConfig, env: Env) -> Result<Settings> {
     let output = output(raw.output)?;
     let serial = serial(raw.serial)?;
     let (mqtt, mqtt_password_from) = mqtt(raw.mqtt, env)?;
+    let (http, http_token_from) = http(raw.http, env)?;
+    let webhook = webhook(raw.webhook)?;
     if output.stdout.is_none()
         && output.jsonl_file.is_none()
         && output.text_file.is_none()
         && serial.is_none()
         && mqtt.is_none()
+        && http.is_none()
+        && webhook.is_none()
     {
         bail!(
-            "no output: output.stdout is \"none\" and no file, serial or MQTT sink is configured"
+            "no output: output.stdout is \"none\" and no file, serial, MQTT, HTTP or webhook \
+             output is configured"
         );
     }
 
@@ -64,6 +72,9 @@ pub fn validate(raw: RawConfig, env: Env) -> Result<Settings> {
         serial,
         mqtt,
         mqtt_password_from,
+        http,
+        http_token_from,
+        webhook,
     })
 }
 

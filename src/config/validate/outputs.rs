@@ -1,18 +1,21 @@
-//! `[output]`, `[serial]` and `[mqtt]`: where captions go, and where the MQTT password comes
-//! from ([`mqtt_password`]).
+//! `[output]`, `[serial]` and `[mqtt]`: where captions go, where the MQTT password comes
+//! from ([`mqtt_password`]), Home Assistant discovery ([`discovery`]) and TLS ([`mqtt_tls`]).
 
 use super::rules::{bad, line_format, non_empty, positive, ranged_int, Env};
-use super::rules::{DEFAULT_HEALTH_SECONDS, DEFAULT_MQTT_PORT, DEFAULT_MQTT_TOPIC};
+use super::rules::{hostname, DEFAULT_HEALTH_SECONDS, DEFAULT_MQTT_PORT, DEFAULT_MQTT_TOPIC};
+use super::rules::{DEFAULT_DISCOVERY_PREFIX, DEFAULT_MQTTS_PORT};
 use super::rules::{MAX_PASSWORD_FILE_BYTES, MQTT_PASSWORD_ENV};
 use crate::config::file::{RawMqtt, RawOutput, RawSerial};
 use crate::config::settings::OutputSettings;
 use crate::sink::format::LineFormat;
+use crate::sink::ha::{sanitize_id, Discovery};
 use crate::sink::mqtt::MqttSettings;
 use crate::sink::serial::SerialSettings;
+use crate::sink::tls::TlsSettings;
 use crate::sink::Secret;
 use anyhow::Result;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `[output]`.
 pub(super) fn output(o: RawOutput) -> Result<OutputSettings> {
@@ -88,7 +91,16 @@ pub(super) fn mqtt(m: RawMqtt, env: Env) -> Result<(Option<MqttSettings>, Option
                 || m.username.is_some()
                 || m.password.is_some()
                 || m.password_file.is_some()
-                || m.password_env.is_some();
+                || m.password_env.is_some()
+                || m.availability_topic.is_some()
+                || m.discovery.is_some()
+                || m.discovery_prefix.is_some()
+                || m.device_id.is_some()
+                || m.device_name.is_some()
+                || m.tls.is_some()
+                || m.ca_file.is_some()
+                || m.client_cert.is_some()
+                || m.client_key.is_some();
             if set {
                 return Err(bad(
                     "mqtt.host",
@@ -103,6 +115,8 @@ pub(super) fn mqtt(m: RawMqtt, env: Env) -> Result<(Option<MqttSettings>, Option
             for (key, t) in [
                 ("mqtt.topic", Some(&topic)),
                 ("mqtt.health_topic", m.health_topic.as_ref()),
+                ("mqtt.availability_topic", m.availability_topic.as_ref()),
+                ("mqtt.discovery_prefix", m.discovery_prefix.as_ref()),
             ] {
                 if let Some(t) = t {
                     if t.contains('+') || t.contains('#') || t.is_empty() {
@@ -132,10 +146,15 @@ pub(super) fn mqtt(m: RawMqtt, env: Env) -> Result<(Option<MqttSettings>, Option
             if keep_alive_seconds < 5.0 {
                 return Err(bad("mqtt.keep_alive_seconds", "must be at least 5"));
             }
+            let tls = mqtt_tls(m.tls, m.ca_file, m.client_cert, m.client_key)?;
+            let default_port = match tls {
+                Some(_) => DEFAULT_MQTTS_PORT,
+                None => DEFAULT_MQTT_PORT,
+            };
+            let discovery = discovery(m.discovery, m.discovery_prefix, m.device_id, m.device_name)?;
             let settings = MqttSettings {
                 host,
-                port: ranged_int("mqtt.port", m.port, 1, 65535)?
-                    .map_or(DEFAULT_MQTT_PORT, |p| p as u16),
+                port: ranged_int("mqtt.port", m.port, 1, 65535)?.map_or(default_port, |p| p as u16),
                 topic,
                 health_topic: m.health_topic,
                 qos: ranged_int("mqtt.qos", m.qos, 0, 2)?.unwrap_or(0) as u8,
@@ -145,6 +164,9 @@ pub(super) fn mqtt(m: RawMqtt, env: Env) -> Result<(Option<MqttSettings>, Option
                 reconnect_seconds: positive("mqtt.reconnect_seconds", m.reconnect_seconds, 5.0)?,
                 username,
                 password,
+                availability_topic: m.availability_topic,
+                discovery,
+                tls,
             };
             (Some(settings), password_from)
         }
@@ -187,7 +209,8 @@ fn mqtt_password(
         return Ok(Some((p, "mqtt.password".into())));
     }
     if let Some(path) = file {
-        let p = read_password_file(&path).map_err(|e| bad("mqtt.password_file", e))?;
+        let p = read_secret_file("mqtt.password_file", &path)
+            .map_err(|e| bad("mqtt.password_file", e))?;
         return Ok(Some((p, format!("mqtt.password_file {}", path.display()))));
     }
     if let Some(name) = non_empty("mqtt.password_env", var)? {
@@ -212,9 +235,9 @@ fn mqtt_password(
         .map(|v| (Secret::new(v), format!("${MQTT_PASSWORD_ENV}"))))
 }
 
-/// The first line of a password file (at most [`MAX_PASSWORD_FILE_BYTES`], UTF-8, not empty).
-/// A file that other users may read is used, with a warning.
-fn read_password_file(path: &Path) -> Result<Secret, String> {
+/// The first line of a password or token file (at most [`MAX_PASSWORD_FILE_BYTES`], UTF-8, not
+/// empty). A file that other users may read is used, with a warning naming `key`.
+pub(super) fn read_secret_file(key: &str, path: &Path) -> Result<Secret, String> {
     let shown = path.display();
     let mut f = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let meta = f
@@ -227,7 +250,7 @@ fn read_password_file(path: &Path) -> Result<Secret, String> {
     {
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o004 != 0 {
-            log::warn!("mqtt.password_file {shown} is readable by every user (chmod o-r)");
+            log::warn!("{key} {shown} is readable by every user (chmod o-r)");
         }
     }
     let mut bytes = Vec::new();
@@ -245,4 +268,93 @@ fn read_password_file(path: &Path) -> Result<Secret, String> {
         Some(line) if !line.is_empty() => Ok(Secret::new(line)),
         _ => Err(format!("the first line of {shown} is empty")),
     }
+}
+
+/// `mqtt.discovery*` and `mqtt.device_*`: on unless `mqtt.discovery = false`; the device id
+/// defaults to `earshot_<hostname>` (stable across restarts, unlike the client id).
+fn discovery(
+    on: Option<bool>,
+    prefix: Option<String>,
+    device_id: Option<String>,
+    device_name: Option<String>,
+) -> Result<Option<Discovery>> {
+    let prefix = non_empty("mqtt.discovery_prefix", prefix)?;
+    let device_id = non_empty("mqtt.device_id", device_id)?;
+    let device_name = non_empty("mqtt.device_name", device_name)?;
+    if on == Some(false) {
+        if let Some(key) = [
+            prefix.as_ref().map(|_| "mqtt.discovery_prefix"),
+            device_id.as_ref().map(|_| "mqtt.device_id"),
+            device_name.as_ref().map(|_| "mqtt.device_name"),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        {
+            return Err(bad(key, "has no meaning with mqtt.discovery = false"));
+        }
+        return Ok(None);
+    }
+    let host = hostname();
+    let device_id = match device_id {
+        Some(id) if sanitize_id(&id) != id => {
+            return Err(bad(
+                "mqtt.device_id",
+                format!("may hold only letters, digits, _ and - (got \"{id}\")"),
+            ))
+        }
+        Some(id) => id,
+        None => sanitize_id(&format!("earshot_{host}")),
+    };
+    Ok(Some(Discovery {
+        prefix: prefix.unwrap_or_else(|| DEFAULT_DISCOVERY_PREFIX.to_string()),
+        device_id,
+        device_name: device_name.unwrap_or_else(|| format!("earshot ({host})")),
+    }))
+}
+
+/// `mqtt.tls`, `mqtt.ca_file`, `mqtt.client_cert`, `mqtt.client_key`: TLS is on with
+/// `tls = true` or any of the files; the files must exist (their contents are checked when the
+/// client is built, by `--check-config` too).
+fn mqtt_tls(
+    on: Option<bool>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+) -> Result<Option<TlsSettings>> {
+    let files = [
+        ("mqtt.ca_file", &ca_file),
+        ("mqtt.client_cert", &client_cert),
+        ("mqtt.client_key", &client_key),
+    ];
+    let any_file = files.iter().find(|(_, f)| f.is_some()).map(|(k, _)| *k);
+    if let (Some(false), Some(key)) = (on, any_file) {
+        return Err(bad(key, "has no meaning with mqtt.tls = false"));
+    }
+    if on != Some(true) && any_file.is_none() {
+        return Ok(None);
+    }
+    for (key, file) in files {
+        if let Some(p) = file {
+            if !p.is_file() {
+                return Err(bad(key, format!("{} is not a readable file", p.display())));
+            }
+        }
+    }
+    if client_cert.is_some() != client_key.is_some() {
+        let key = if client_cert.is_some() {
+            "mqtt.client_key"
+        } else {
+            "mqtt.client_cert"
+        };
+        return Err(bad(
+            key,
+            "is required too: mqtt.client_cert and mqtt.client_key go together",
+        ));
+    }
+    Ok(Some(TlsSettings {
+        ca_file,
+        client_cert,
+        client_key,
+    }))
 }

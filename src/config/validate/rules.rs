@@ -31,6 +31,20 @@ pub const DEFAULT_WATCHDOG_SECONDS: f64 = 5.0;
 pub const DEFAULT_HEALTH_SECONDS: f64 = 60.0;
 pub const DEFAULT_MQTT_PORT: u16 = 1883;
 pub const DEFAULT_MQTT_TOPIC: &str = "earshot/captions";
+/// The MQTT port with TLS (`mqtt.tls`).
+pub const DEFAULT_MQTTS_PORT: u16 = 8883;
+pub const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
+/// `http.listen` when only a port (or nothing but `--http`) is given: loopback.
+pub const DEFAULT_HTTP_HOST: &str = "127.0.0.1";
+pub const DEFAULT_HTTP_HISTORY: i64 = 100;
+pub const DEFAULT_HTTP_CLIENTS: i64 = 8;
+pub const DEFAULT_HTTP_CLIENT_BUFFER: i64 = 64;
+/// The environment variable read for the HTTP token when no `http.token*` key is set.
+pub const HTTP_TOKEN_ENV: &str = "EARSHOT_HTTP_TOKEN";
+pub const DEFAULT_WEBHOOK_TIMEOUT_SECONDS: f64 = 10.0;
+pub const DEFAULT_WEBHOOK_RETRIES: i64 = 5;
+pub const DEFAULT_WEBHOOK_BACKOFF_SECONDS: f64 = 1.0;
+pub const DEFAULT_WEBHOOK_QUEUE: i64 = 64;
 /// The environment variable read for the MQTT password when no `mqtt.password*` key is set.
 pub const MQTT_PASSWORD_ENV: &str = "EARSHOT_MQTT_PASSWORD";
 /// A password file is one line; anything longer than this is not one.
@@ -110,4 +124,16 @@ pub fn word_list(key: &str, v: Option<Vec<String>>) -> Result<Vec<String>> {
         }
     }
     Ok(list.into_iter().map(|w| w.trim().to_string()).collect())
+}
+
+/// This machine's host name (`localhost` when it cannot be read).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match (rc, std::str::from_utf8(&buf[..end])) {
+        (0, Ok(h)) if !h.is_empty() => h.to_string(),
+        _ => "localhost".to_string(),
+    }
 }

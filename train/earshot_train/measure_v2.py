@@ -1,0 +1,271 @@
+"""Measures a corpus-v2 bundle as users get it: the release ``earshot caption`` on the original files.
+
+``python -m earshot_train.measure_v2 --bundle models/default [--earshot target/release/earshot]``
+writes ``<out>/measure.json`` (default ``train/results/<bundle name>/``) and prints a Markdown summary.
+
+File sets (the targets of issue 14):
+
+- ``esc10_fold4``: the 80 ESC-10 fold-4 clips, original 44.1 kHz OGG, 5 s as they are (split by the
+  curation into ``val`` — used for calibration — and ``test``; both halves are reported);
+- ``heldout``: every kept file of the curated ``test`` split outside ESC-10: whole recordings no
+  training clip came from. ``.opus`` files are decoded to 16-bit WAV at their own rate first (the
+  binary's decoder has no Opus; nothing is resampled or cut);
+- ``mix``: the rendered held-out two-event mixtures of corpus v2 (``test_mix``), both sources must be
+  named;
+- ``nothing``: generated here, not by the training generator: digital silence, white and pink noise,
+  pure tones, mains hum with harmonics and sweeps at 16/44.1/48 kHz and several levels;
+- ``random_shared``: 300 random files of ``../shared/data`` (seeded), for degenerate captions only.
+
+Scoring, per window the binary prints: a window of a file of class ``c`` is right when its caption
+names ``c`` (:func:`corpus_v2.build.names_class`); a file's score is its first window's (every file of
+ESC-10 and most held-out clips are one window) and, for long recordings, the share of right windows is
+reported too. A "nothing" window passes when its confidence is below ``--threshold`` (default: the
+bundle's fitted threshold) or its caption names no source class. Degenerate: a repeated trigram,
+content noun or clause (:func:`bundle_decode.repeats`). ``python_agreement``: the same ESC-10 files
+decoded by the Python pipeline (``BundleDecoder`` on scipy-resampled audio) — the share of identical
+captions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from earshot_train.audio_io import load_audio
+from earshot_train.bundle_decode import BundleDecoder, repeats
+from earshot_train.corpus import CorpusConfig, corpus_dir, read_manifest
+from earshot_train.corpus_v2.build import names_class
+from earshot_train.corpus_v2.curate import read_manifest as read_curated
+from earshot_train.corpus_v2.taxonomy import load_taxonomy
+from earshot_train.shared import REPO_ROOT, shared_dir
+
+AUDIO_EXT = (".wav", ".ogg", ".flac", ".opus", ".mp3")
+
+
+def run_caption(earshot: Path, bundle: Path, files: Sequence[Path], batch: int = 150) -> list[dict[str, Any]]:
+    """Every window the binary prints for ``files`` (JSON lines); a failing file raises with its error."""
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(files), batch):
+        part = [str(f) for f in files[i : i + batch]]
+        cmd = [str(earshot), "caption", "--model", str(bundle), "--format", "jsonl", *part]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"earshot caption failed ({res.returncode}): {res.stderr.strip()[-800:]}")
+        out += [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    return out
+
+
+def _playable(path: Path, work: Path) -> Path:
+    """The file itself, or for Opus a 16-bit WAV at the file's own rate (no resampling, no cutting)."""
+    if path.suffix != ".opus":
+        return path
+    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    dst = work / "opus" / (path.parent.parent.name + "__" + path.stem + ".wav")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not dst.is_file():
+        sf.write(str(dst), x.mean(axis=1), sr, subtype="PCM_16")
+    return dst
+
+
+def _hum(f0: float, t: np.ndarray) -> np.ndarray:
+    return sum(0.5**k * np.sin(2 * np.pi * f0 * (k + 1) * t) for k in range(6))
+
+
+def nothing_set(work: Path) -> list[Path]:
+    out = []
+    rng = np.random.default_rng(20261207)
+    d = work / "nothing"
+    d.mkdir(parents=True, exist_ok=True)
+    for sr in (16000, 44100, 48000):
+        n = int(sr * 12.0)
+        t = np.arange(n) / sr
+        pink = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) / np.sqrt(np.arange(1, n // 2 + 2)), n)
+        sig = {
+            "silence": np.zeros(n),
+            "white": rng.standard_normal(n),
+            "pink": pink,
+            "tone440": np.sin(2 * np.pi * 440 * t),
+            "tone1000": np.sin(2 * np.pi * 1000 * t),
+            "tone3150": np.sin(2 * np.pi * 3150 * t),
+            "hum50": _hum(50.0, t),
+            "hum60": _hum(60.0, t),
+            "sweep": np.sin(2 * np.pi * (100 * t + (5000 - 100) * t**2 / (2 * 12.0))),
+        }
+        for name, x in sig.items():
+            for level in (-6.0, -30.0):
+                if name == "silence" and level != -6.0:
+                    continue
+                y = x / (np.max(np.abs(x)) or 1.0) * 10 ** (level / 20)
+                p = d / f"{name}_{sr}_{int(-level)}dB.wav"
+                sf.write(str(p), y.astype(np.float32), sr, subtype="PCM_16")
+                out.append(p)
+    return out
+
+
+def _by_file(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        out[r["file"]].append(r)
+    return out
+
+
+def measure(bundle: Path, earshot: Path, work: Path, threshold: float | None, n_random: int = 300) -> dict:
+    root = shared_dir()
+    classes = {c.id: c for c in load_taxonomy()}
+    man = json.loads((bundle / "manifest.json").read_text())
+    conf = man.get("confidence") or {}
+    if threshold is None:
+        threshold = float((conf.get("fit") or {}).get("threshold", 0.5))
+    vocab = (bundle / man["vocab"]).read_text().split()
+    once = set(man["search"].get("once_words") or []) | {n for c in classes.values() for n in c.nouns} & set(
+        vocab
+    )
+    cur = [r for r in read_curated() if r["action"] == "keep" and r["class"]]
+    esc = [r for r in cur if r["collection"] == "esc10" and Path(r["file"]).name.startswith("4-")]
+    held = [r for r in cur if r["split"] == "test" and r["collection"] not in ("esc10", "generated")]
+    res: dict[str, Any] = {"bundle": man["name"], "threshold": threshold}
+
+    def score_files(name: str, items: list[tuple[Path, list[str]]], extra: dict | None = None) -> dict:
+        if not items:
+            return {
+                "files": 0,
+                "source_accuracy": None,
+                "window_accuracy": None,
+                "windows": 0,
+                "degenerate": 0,
+                "worst_classes": {},
+            }, []
+        rows = _by_file(run_caption(earshot, bundle, [p for p, _ in items]))
+        first_right, win_right, win_n, all_rows = 0, 0, 0, []
+        per_class: dict[str, list[int]] = defaultdict(list)
+        for p, cls in items:
+            ws = rows.get(str(p), [])
+            if not ws:
+                raise RuntimeError(f"{name}: the binary printed no window for {p}")
+            ok = [all(names_class(w["caption"], classes[c]) for c in cls) for w in ws]
+            first_right += ok[0]
+            win_right += sum(ok)
+            win_n += len(ok)
+            per_class["+".join(cls)].append(int(ok[0]))
+            all_rows += ws
+        worst = sorted(per_class.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))[:12]
+        return {
+            "files": len(items),
+            "source_accuracy": round(first_right / len(items), 4),
+            "window_accuracy": round(win_right / win_n, 4),
+            "windows": win_n,
+            "degenerate": sum(bool(repeats(r["caption"], once)) for r in all_rows),
+            "worst_classes": {k: f"{sum(v)}/{len(v)}" for k, v in worst},
+            **(extra or {}),
+        }, all_rows
+
+    esc_items = [(root / r["file"], [r["class"]]) for r in esc]
+    res["esc10_fold4"], esc_rows = score_files("esc10_fold4", esc_items)
+    for half in ("val", "test"):
+        sub = [(root / r["file"], [r["class"]]) for r in esc if r["split"] == half]
+        res[f"esc10_fold4_{half}"], _ = score_files(f"esc10_fold4_{half}", sub)
+    res["heldout"], held_rows = score_files(
+        "heldout", [(_playable(root / r["file"], work), [r["class"]]) for r in held]
+    )
+    cdir = corpus_dir(CorpusConfig.load(REPO_ROOT / "train" / "configs" / "corpus-v2.toml"))
+    mixes = read_manifest(cdir, ["test_mix"])
+    res["mix"], mix_rows = score_files("mix", [(cdir / r["audio"], r["sources"]) for r in mixes])
+    # nothing recognisable
+    nrows = run_caption(earshot, bundle, nothing_set(work))
+    src_ids = [c for c in classes if c != "nothing"]
+
+    def quiet(w: dict) -> bool:
+        c = w.get("confidence")
+        names_source = any(names_class(w["caption"], classes[k]) for k in src_ids)
+        return (c is not None and c < threshold) or not names_source
+
+    nfiles = _by_file(nrows)
+    res["nothing"] = {
+        "files": len(nfiles),
+        "windows": len(nrows),
+        "pass_files": sum(all(quiet(w) for w in ws) for ws in nfiles.values()),
+        "fail_examples": [
+            f"{Path(f).name}: {w['caption']} ({w.get('confidence')})"
+            for f, ws in nfiles.items()
+            for w in ws
+            if not quiet(w)
+        ][:10],
+    }
+    # degenerate captions over 300 random files of ../shared
+    pool = sorted(p for p in (root / "data").rglob("*") if p.suffix in AUDIO_EXT)
+    pick = random.Random(7).sample(pool, min(n_random, len(pool)))
+    rrows = run_caption(earshot, bundle, [_playable(p, work) for p in pick])
+    everything = esc_rows + held_rows + mix_rows + nrows + rrows
+    bad = [r["caption"] for r in everything if repeats(r["caption"], once)]
+    res["degenerate"] = {"windows": len(everything), "degenerate": len(bad), "examples": bad[:10]}
+    # Python pipeline on the same ESC-10 files
+    dec = BundleDecoder(bundle)
+    first = {}
+    for r in esc_rows:
+        first.setdefault(r["file"], r["caption"])
+    same = sum(dec.decode(load_audio(Path(f), dec.spec.sample_rate)).text == c for f, c in first.items())
+    res["python_agreement_esc10_fold4"] = round(same / len(first), 4)
+    confs = [w.get("confidence") for w in everything if w.get("confidence") is not None]
+    res["confident_share"] = round(float(np.mean([c >= threshold for c in confs])), 4) if confs else None
+    return res
+
+
+def markdown(res: dict) -> str:
+    lines = [
+        f"Bundle `{res['bundle']}`, release `earshot caption` on the original files "
+        f"(confidence threshold {res['threshold']:.3f}).",
+        "",
+        "| set | files | source named (first window) | all windows | degenerate |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for k in ("esc10_fold4", "esc10_fold4_val", "esc10_fold4_test", "heldout", "mix"):
+        r = res[k]
+        if not r["files"]:
+            lines.append(f"| {k} | 0 | — | — | — |")
+            continue
+        lines.append(
+            f"| {k} | {r['files']} | {100 * r['source_accuracy']:.1f} % | "
+            f"{100 * r['window_accuracy']:.1f} % of {r['windows']} | {r['degenerate']} |"
+        )
+    n = res["nothing"]
+    lines += [
+        "",
+        f"Nothing recognisable: {n['pass_files']} of {n['files']} generated files get no confident source.",
+        f"Degenerate captions: {res['degenerate']['degenerate']} of {res['degenerate']['windows']} windows.",
+        f"Python pipeline agrees with the binary on {100 * res['python_agreement_esc10_fold4']:.1f} % "
+        "of ESC-10 fold-4 captions.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="earshot_train.measure_v2", description=__doc__.split("\n")[0])
+    ap.add_argument("--bundle", type=Path, default=REPO_ROOT / "models" / "default")
+    ap.add_argument("--earshot", type=Path, default=REPO_ROOT / "target" / "release" / "earshot")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument("--random", type=int, default=300)
+    a = ap.parse_args(argv)
+    out = a.out or REPO_ROOT / "train" / "results" / a.bundle.resolve().name
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        res = measure(a.bundle, a.earshot, Path(tmp), a.threshold, a.random)
+    (out / "measure.json").write_text(json.dumps(res, indent=1) + "\n")
+    md = markdown(res)
+    (out / "measure.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

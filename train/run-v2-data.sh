@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Corpus v2 data stage (resumable: both steps skip what is already on disk):
+# render the clips, then cache mn04 frames, embeddings and tags for every clip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m earshot_train.corpus_v2.build
+python - <<'PY'
+from earshot_train.corpus import CorpusConfig, corpus_dir
+from earshot_train.teacher_cache import cache_teacher_features
+import torch
+torch.set_num_threads(2)
+cache_teacher_features(corpus_dir(CorpusConfig.load("train/configs/corpus-v2.toml")), batch_size=16)
+PY
