@@ -17,7 +17,7 @@
 //!   and the writer reuses one sample buffer (a clip is encoded in memory, one at a time);
 //! - a failed write (full or read-only disk, a folder that went away) is logged (the first and
 //!   then every power of two) and counted in [`ClipStats::failed`]; nothing else stops. A clip
-//!   is written to `<name>.part` and renamed, so a cut-short write never looks like a clip;
+//!   is written to `.<name>.part` and renamed, so a cut-short write never looks like a clip;
 //! - retention ([`retention::prune`]) runs at start and after every write, and only touches
 //!   files named like clips;
 //! - the path a caption's event names is where its clip is being written; the clip appears
@@ -220,7 +220,7 @@ fn writer(h: &History, stats: &ClipStats, s: &ClipSettings, rate: u32) {
     }
 }
 
-/// Encodes and writes one clip through `<path>.part` (removed again on failure).
+/// Encodes and writes one clip through `.<name>.part` beside it (removed again on failure).
 pub fn write_clip(path: &Path, samples: &[f32], rate: u32, format: ClipFormat) -> Result<()> {
     let bytes = encode::encode(samples, rate, format)
         .with_context(|| format!("encoding {}", path.display()))?;
@@ -230,9 +230,12 @@ pub fn write_clip(path: &Path, samples: &[f32], rate: u32, format: ClipFormat) -
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
     }
-    let mut part = path.as_os_str().to_owned();
-    part.push(".part");
-    let part = PathBuf::from(part);
+    // `.<name>.part`: hidden (the HTTP page's clip list skips dot files) until renamed.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let part = path.with_file_name(format!(".{name}.part"));
     let written = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&part)?;
         f.write_all(&bytes)?;

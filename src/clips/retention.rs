@@ -6,8 +6,8 @@
 //! way (a user's own files in the folder are never touched) and deletes, oldest first (by name,
 //! which is by time): every clip older than `max_age_days` (by modification time), then as many
 //! as it takes to keep at most `max_files` clips and `max_megabytes` (10^6 bytes) in all.
-//! Leftover `.part` files (a write cut short by a crash) are removed too. It runs at start and
-//! after every write; its memory is one entry per clip in the folder.
+//! Leftover `.<clip name>.part` files (a write cut short by a crash) are removed too. It runs at
+//! start and after every write; its memory is one entry per clip in the folder.
 
 use super::encode::ClipFormat;
 use crate::sink::format::iso8601;
@@ -77,7 +77,7 @@ pub fn is_clip_name(name: &str) -> bool {
         && b[15] == b'.'
         && b[16..19].iter().all(u8::is_ascii_digit)
         && &b[19..21] == b"Z_"
-        && (name.ends_with(".flac") || name.ends_with(".wav") || name.ends_with(".part"))
+        && (name.ends_with(".flac") || name.ends_with(".wav"))
 }
 
 /// Enforces `limits` on the clips in `dir`.
@@ -99,14 +99,18 @@ pub fn prune(dir: &Path, limits: &Retention, now: SystemTime) -> Pruned {
         let Ok(name) = e.file_name().into_string() else {
             continue;
         };
-        if !is_clip_name(&name) {
+        let partial = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".part"))
+            .is_some_and(is_clip_name);
+        if !partial && !is_clip_name(&name) {
             continue;
         }
         let Ok(meta) = e.metadata() else { continue };
         if !meta.is_file() {
             continue;
         }
-        if name.ends_with(".part") {
+        if partial {
             remove(&e.path(), &mut Pruned::default());
             continue;
         }
@@ -236,7 +240,7 @@ mod tests {
         assert_eq!(names(d.path())[0], "20261204T120000.000Z_a-dog-barks.flac");
         // No limits: nothing goes; a leftover partial write does.
         let d = folder(now);
-        clip(d.path(), "20261206T120000.000Z_x.flac.part", 10, 0.0, now);
+        clip(d.path(), ".20261206T120000.000Z_x.flac.part", 10, 0.0, now);
         assert_eq!(prune(d.path(), &Retention::default(), now).deleted, 0);
         assert_eq!(names(d.path()).len(), 6);
         // A folder that is not there is nothing to prune.

@@ -42,7 +42,13 @@ pub fn validate(raw: RawConfig, env: Env) -> Result<Settings> {
     let output = output(raw.output)?;
     let serial = serial(raw.serial)?;
     let (mqtt, mqtt_password_from) = mqtt(raw.mqtt, env)?;
-    let (http, http_token_from) = http(raw.http, env)?;
+    let (mut http, http_token_from) = http(raw.http, env)?;
+    // The page plays the clips earshot saves: `http.clips_dir` defaults to `clips.dir`.
+    if let (Some(h), Some(c)) = (http.as_mut(), clips.as_ref()) {
+        if h.clips_dir.is_none() {
+            h.clips_dir = Some(c.dir.clone());
+        }
+    }
     let webhook = webhook(raw.webhook)?;
     if output.stdout.is_none()
         && output.jsonl_file.is_none()
@@ -401,6 +407,21 @@ mod tests {
         assert_eq!(c.retention.max_files, None);
         assert_eq!(c.retention.max_megabytes, Some(500.0));
         assert_eq!(c.retention.max_age_days, None);
+    }
+
+    #[test]
+    fn the_page_serves_the_saved_clips_by_default() {
+        let s = v("[http]\nlisten = \"127.0.0.1:8080\"\n[clips]\ndir = \"/c\"").unwrap();
+        assert_eq!(
+            s.http.unwrap().clips_dir,
+            Some(std::path::PathBuf::from("/c"))
+        );
+        let s = v("[http]\nlisten = \"127.0.0.1:8080\"\nclips_dir = \"/d\"\n[clips]\ndir = \"/c\"")
+            .unwrap();
+        assert_eq!(
+            s.http.unwrap().clips_dir,
+            Some(std::path::PathBuf::from("/d"))
+        );
     }
 
     #[test]
