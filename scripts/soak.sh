@@ -7,7 +7,8 @@
 # What runs (all on 127.0.0.1, nothing outside the work directory is touched):
 #   generator  python, endless s16le 16 kHz mono at real-time pace (tones, chirps, chords, white
 #              and filtered noise, bursts, silence; seeded) -> a FIFO -> earshot's stdin
-#   earshot    listen --stdin --rate 16000 --holdoff 0, outputs:
+#   earshot    listen --stdin --rate 16000 --holdoff 0 --min-confidence 0 (every caption goes
+#              out), outputs:
 #                JSON-lines file              $WORK/captions.jsonl   (the reference: every event)
 #                serial port (jsonl lines)    a pty pair made by a python helper that reads the
 #                                             other end; earshot is given a stable symlink to it
@@ -498,7 +499,7 @@ for _ in $(seq 50); do [ -e "$WORK/tty" ] && break; sleep 0.1; done
 
 mkfifo "$WORK/audio.fifo"
 RUST_LOG=${RUST_LOG:-info} "$EARSHOT" listen --stdin --rate "$RATE" --model "$SOAK_MODEL" \
-    --hop "$SOAK_HOP" --holdoff 0 --health "$SOAK_HEALTH" --format none \
+    --hop "$SOAK_HOP" --holdoff 0 --min-confidence 0 --health "$SOAK_HEALTH" --format none \
     --jsonl-file "$WORK/captions.jsonl" \
     --serial "$WORK/tty" --serial-format jsonl \
     --mqtt-host 127.0.0.1 --mqtt-port "$port" --mqtt-topic "$TOPIC" --mqtt-qos 1 \

@@ -485,14 +485,16 @@ fn caption_threshold_and_lists_on_the_tiny_bundle() {
             min,
         ]);
         assert_eq!(r.code, 0, "{}", r.stderr);
-        support::json::json_lines(&r.stdout)
+        (support::json::json_lines(&r.stdout), r.stderr)
     };
-    let ev = listen(&above);
+    let (ev, err) = listen(&above);
     assert!(!ev.iter().any(|e| e["event"] == "caption"));
+    assert!(err.contains("1 captions held back: 1 below"), "{err}");
     let summary = ev.iter().find(|e| e["event"] == "summary").unwrap();
     assert_eq!(summary["uncertain"], 1);
-    let ev = listen(&below);
+    let (ev, err) = listen(&below);
     assert_eq!(ev.iter().filter(|e| e["event"] == "caption").count(), 1);
+    assert!(!err.contains("held back"), "{err}");
 }
 
 #[test]

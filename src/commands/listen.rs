@@ -546,6 +546,22 @@ pub fn run(args: &ListenArgs) -> Result<u8, Fatal> {
                 t.clips_pruned,
                 t.clips_failed
             );
+            if t.uncertain + t.filtered + t.privacy_dropped > 0 {
+                // Say where the captions went: a run that printed nothing is not a broken one.
+                let min = settings
+                    .captions
+                    .min_confidence
+                    .map_or("off".to_string(), |m| m.to_string());
+                eprintln!(
+                    "earshot: {} captions held back: {} below captions.min_confidence ({min}; \
+                     --min-confidence 0 shows all), {} by captions.only/ignore, {} speech \
+                     dropped by privacy.speech",
+                    t.uncertain + t.filtered + t.privacy_dropped,
+                    t.uncertain,
+                    t.filtered,
+                    t.privacy_dropped
+                );
+            }
             Ok(0)
         }
         Err(e) => {
