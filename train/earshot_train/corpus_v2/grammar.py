@@ -58,13 +58,17 @@ class Grammar:
             and not any(self._pats[b].search(w) for w in ca.nouns)
         )
 
-    def one(self, cid: str, rng: random.Random, repeated: bool = False) -> Caption:
+    def one(
+        self, cid: str, rng: random.Random, repeated: bool = False, nominal_forms: bool = True
+    ) -> Caption:
+        """One event. ``nominal_forms=False`` keeps to clause forms ("a dog barks [nearby]"), so a
+        one-event caption starts the way a two-event caption does (see ``corpus_v2.build``)."""
         c = self.classes[cid]
         if repeated:
             if not c.repeated:
                 raise ValueError(f"grammar: class {cid} has no 'repeated' clause (a continuous sound)")
             return Caption(c.repeated, (cid,), "repeated")
-        form = rng.randrange(4)
+        form = rng.randrange(4 if nominal_forms else 2)
         nominal = rng.choice(c.nominals)
         if form == 0 or cid == "nothing":
             text = rng.choice(c.clauses)
