@@ -215,9 +215,60 @@ def measure(bundle: Path, earshot: Path, work: Path, threshold: float | None, n_
         first.setdefault(r["file"], r["caption"])
     same = sum(dec.decode(load_audio(Path(f), dec.spec.sample_rate)).text == c for f, c in first.items())
     res["python_agreement_esc10_fold4"] = round(same / len(first), 4)
+    res["thresholds"] = threshold_table(bundle, man, esc_rows, held_rows, classes, esc + held)
     confs = [w.get("confidence") for w in everything if w.get("confidence") is not None]
     res["confident_share"] = round(float(np.mean([c >= threshold for c in confs])), 4) if confs else None
     return res
+
+
+def threshold_table(bundle: Path, man: dict, esc_rows, held_rows, classes, cur_rows) -> list[dict]:
+    """Emitted / wrong per ``min_confidence`` on validation (the calibration clips, when
+    ``<bundle>.val-clips.json`` is there) and on the binary's first windows of ESC-10 fold 4 and the
+    held-out recordings. "Wrong": the caption does not name the file's class."""
+    conf = man.get("confidence")
+    if not conf:
+        return []
+    t_fit = float(conf["fit"].get("threshold", 0.5))
+    truth = {}
+    root = shared_dir()
+    for r in cur_rows:
+        truth[str(root / r["file"])] = r["class"]
+    sets: dict[str, list[tuple[float, bool]]] = {}
+    vc = bundle.parent / (bundle.name + ".val-clips.json")
+    if vc.is_file():
+        a, b = float(conf["a"]), float(conf["b"])
+        sets["val"] = [
+            (1 / (1 + np.exp(-(a * c["score"] + b))), bool(c["right"])) for c in json.loads(vc.read_text())
+        ]
+    for name, rows in (("esc10_fold4", esc_rows), ("heldout", held_rows)):
+        seen: dict[str, tuple[float, bool]] = {}
+        for w in rows:
+            f = w["file"]
+            cls = truth.get(f) or truth.get(_orig_of(f, truth))
+            if f in seen or cls is None or w.get("confidence") is None:
+                continue
+            seen[f] = (float(w["confidence"]), names_class(w["caption"], classes[cls]))
+        sets[name] = list(seen.values())
+    out = []
+    for t in sorted({0.0, 0.5, round(t_fit, 2), 0.8}):
+        row: dict[str, Any] = {"min_confidence": t}
+        for name, v in sets.items():
+            kept = [ok for c, ok in v if c >= t]
+            row[name] = {"emitted": len(kept), "of": len(v), "wrong": len(kept) - sum(kept)}
+        out.append(row)
+    return out
+
+
+def _orig_of(played: str, truth: dict[str, str]) -> str:
+    """The original path of an Opus file converted for the binary (``<collection>__<stem>.wav``)."""
+    name = Path(played).name
+    if "__" not in name:
+        return played
+    coll, stem = name[:-4].split("__", 1)
+    for k in truth:
+        if f"/{coll}/" in k and Path(k).stem == stem:
+            return k
+    return played
 
 
 def markdown(res: dict) -> str:
@@ -245,6 +296,19 @@ def markdown(res: dict) -> str:
         f"Python pipeline agrees with the binary on {100 * res['python_agreement_esc10_fold4']:.1f} % "
         "of ESC-10 fold-4 captions.",
     ]
+    if res.get("thresholds"):
+        names = [k for k in res["thresholds"][0] if k != "min_confidence"]
+        lines += [
+            "",
+            "| `min_confidence` | " + " | ".join(f"{n}: emitted | wrong" for n in names) + " |",
+            "|---|" + "---:|---:|" * len(names),
+        ]
+        for r in res["thresholds"]:
+            cells = []
+            for n in names:
+                e, w = r[n]["emitted"], r[n]["wrong"]
+                cells += [f"{e} / {r[n]['of']}", f"{100 * w / e:.0f} %" if e else "—"]
+            lines.append(f"| {r['min_confidence']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

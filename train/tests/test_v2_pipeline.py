@@ -1,0 +1,66 @@
+"""Corpus-v2 rendering plan, caption forms, source matching, and the confidence threshold rule."""
+
+import random
+
+import numpy as np
+
+from earshot_train.calibrate import threshold_for
+from earshot_train.corpus_v2.build import PLAN, _captions, _plan_split, names_class
+from earshot_train.corpus_v2.grammar import Grammar
+from earshot_train.corpus_v2.taxonomy import load_taxonomy
+
+CLASSES = load_taxonomy()
+BY_ID = {c.id: c for c in CLASSES}
+
+
+def _files():
+    return {
+        "dog_bark": [f"d{i}" for i in range(3)],
+        "rain": [f"r{i}" for i in range(500)],
+        "rooster": ["c0"],
+        "nothing": ["gen:silence/0"],
+    }
+
+
+def test_plan_balances_classes_and_is_deterministic():
+    g = Grammar(CLASSES)
+    a = _plan_split("train", _files(), g, 1)
+    assert a == _plan_split("train", _files(), g, 1)
+    floor, cap, n_mix, n_nothing, _ = PLAN["train"]
+    singles = [x for x in a if x[0] == "single"]
+    per = {c: sum(1 for x in singles if x[1] == [c]) for c in ("dog_bark", "rain", "rooster")}
+    assert per == {"dog_bark": floor, "rain": cap, "rooster": floor}
+    mixes = [x for x in a if x[0] in ("overlap", "sequence")]
+    assert len(mixes) == n_mix and all(g.can_pair(*x[1]) for x in mixes)
+    assert sum(1 for x in a if x[0] == "nothing") == n_nothing
+    # generated recipes differ between splits
+    gen = lambda s: {x[2][0] for x in _plan_split(s, _files(), g, 1) if x[2][0].startswith("gen:")}  # noqa: E731
+    assert not (gen("train") - {"gen:silence/0"}) & gen("test")
+
+
+def test_captions_name_their_classes_once_and_begin_with_a_clause():
+    g = Grammar(CLASSES)
+    rng = random.Random(0)
+    for cid in ("dog_bark", "rain", "rooster", "chainsaw"):
+        for cap in _captions(g, [cid], None, 4, rng):
+            assert names_class(cap, BY_ID[cid]), cap
+            assert not g.repeated_source_words(cap)
+            assert not cap.startswith("the sound of") and "can be heard" not in cap
+    for cap in _captions(g, ["dog_bark", "rain"], "while", 3, rng):
+        assert names_class(cap, BY_ID["dog_bark"]) and names_class(cap, BY_ID["rain"]), cap
+
+
+def test_names_class():
+    assert names_class("a dog barks while rain falls", BY_ID["dog_bark"])
+    assert not names_class("a cat meows", BY_ID["dog_bark"])
+    assert names_class("nothing but silence", BY_ID["nothing"])
+
+
+def test_threshold_keeps_at_most_ten_percent_wrong():
+    conf = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    right = np.array([1, 1, 1, 0, 1, 0, 0], float)
+    t, wrong, kept = threshold_for(conf, right)
+    assert t == 0.61 and wrong == 0.0 and kept == 3 / 7
+    t, wrong, kept = threshold_for(conf, right, max_wrong=0.25)
+    assert t == 0.41 and abs(wrong - 0.2) < 1e-9
+    assert threshold_for(np.array([0.5]), np.array([0.0])) == (1.0, 0.0, 0.0)
