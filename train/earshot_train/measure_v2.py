@@ -312,6 +312,28 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def comparison(results: list[tuple[str, dict]]) -> str:
+    """One row per measured bundle (``measure.json`` files), as users get it: the release binary."""
+    head = [
+        "| model | ESC-10 fold 4 | fold 4, test half | held-out recordings | held-out mixtures (both) "
+        "| nothing: no confident source | degenerate windows | Python = binary |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def pct(r: dict) -> str:
+        return "—" if r["source_accuracy"] is None else f"{100 * r['source_accuracy']:.1f} %"
+
+    for label, r in results:
+        n = r["nothing"]
+        head.append(
+            f"| {label} | {pct(r['esc10_fold4'])} | {pct(r['esc10_fold4_test'])} | {pct(r['heldout'])} "
+            f"| {pct(r['mix'])} | {n['pass_files']} / {n['files']} "
+            f"| {r['degenerate']['degenerate']} / {r['degenerate']['windows']} "
+            f"| {100 * r['python_agreement_esc10_fold4']:.1f} % |"
+        )
+    return "\n".join(head) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="earshot_train.measure_v2", description=__doc__.split("\n")[0])
     ap.add_argument("--bundle", type=Path, default=REPO_ROOT / "models" / "default")
@@ -319,7 +341,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--random", type=int, default=300)
+    ap.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="LABEL=MEASURE_JSON",
+        help="print the comparison table of earlier measurements and exit",
+    )
     a = ap.parse_args(argv)
+    if a.compare:
+        pairs = [x.split("=", 1) for x in a.compare]
+        print(comparison([(lab, json.loads(Path(f).read_text())) for lab, f in pairs]), end="")
+        return 0
     out = a.out or REPO_ROOT / "train" / "results" / a.bundle.resolve().name
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
