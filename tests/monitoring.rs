@@ -673,9 +673,24 @@ fn example_config_rules_privacy_and_clips_keys_are_valid() {
     assert!(uncommented >= 18, "{uncommented} keys");
     let raw = earshot::config::RawConfig::parse(&out).unwrap();
     let s = earshot::config::validate(raw, &|_| None).unwrap_or_else(|e| panic!("{e:#}\n{out}"));
-    assert_eq!(s.captions.min_confidence, Some(0.7));
+    assert_eq!(s.captions.min_confidence, Some(0.73));
     assert_eq!(s.captions.only, ["dog", "glass"]);
     let c = s.clips.unwrap();
     assert_eq!(c.dir, PathBuf::from("/var/lib/earshot/clips"));
     assert_eq!(c.retention.max_files, Some(1000));
+}
+
+/// The default `captions.min_confidence` is the shipped model's fitted threshold (its validation
+/// split; `python -m earshot_train.calibrate --v2`): a new default model must carry it over.
+#[test]
+fn default_threshold_is_the_shipped_models_fitted_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("models/default/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let fitted = manifest["confidence"]["fit"]["threshold"].as_f64().unwrap();
+    let raw = earshot::config::RawConfig::parse("").unwrap();
+    let s = earshot::config::validate(raw, &|_| None).unwrap();
+    assert_eq!(s.captions.min_confidence, Some(fitted));
 }

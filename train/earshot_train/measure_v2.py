@@ -119,7 +119,14 @@ def _by_file(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def measure(bundle: Path, earshot: Path, work: Path, threshold: float | None, n_random: int = 300) -> dict:
+def measure(
+    bundle: Path,
+    earshot: Path,
+    work: Path,
+    threshold: float | None,
+    n_random: int = 300,
+    val_clips: Path | None = None,
+) -> dict:
     root = shared_dir()
     classes = {c.id: c for c in load_taxonomy()}
     man = json.loads((bundle / "manifest.json").read_text())
@@ -215,13 +222,15 @@ def measure(bundle: Path, earshot: Path, work: Path, threshold: float | None, n_
         first.setdefault(r["file"], r["caption"])
     same = sum(dec.decode(load_audio(Path(f), dec.spec.sample_rate)).text == c for f, c in first.items())
     res["python_agreement_esc10_fold4"] = round(same / len(first), 4)
-    res["thresholds"] = threshold_table(bundle, man, esc_rows, held_rows, classes, esc + held)
+    res["thresholds"] = threshold_table(bundle, man, esc_rows, held_rows, classes, esc + held, val_clips)
     confs = [w.get("confidence") for w in everything if w.get("confidence") is not None]
     res["confident_share"] = round(float(np.mean([c >= threshold for c in confs])), 4) if confs else None
     return res
 
 
-def threshold_table(bundle: Path, man: dict, esc_rows, held_rows, classes, cur_rows) -> list[dict]:
+def threshold_table(
+    bundle: Path, man: dict, esc_rows, held_rows, classes, cur_rows, val_clips: Path | None = None
+) -> list[dict]:
     """Emitted / wrong per ``min_confidence`` on validation (the calibration clips, when
     ``<bundle>.val-clips.json`` is there) and on the binary's first windows of ESC-10 fold 4 and the
     held-out recordings. "Wrong": the caption does not name the file's class."""
@@ -234,7 +243,7 @@ def threshold_table(bundle: Path, man: dict, esc_rows, held_rows, classes, cur_r
     for r in cur_rows:
         truth[str(root / r["file"])] = r["class"]
     sets: dict[str, list[tuple[float, bool]]] = {}
-    vc = bundle.parent / (bundle.name + ".val-clips.json")
+    vc = val_clips or bundle.parent / (bundle.name + ".val-clips.json")
     if vc.is_file():
         a, b = float(conf["a"]), float(conf["b"])
         sets["val"] = [
@@ -250,7 +259,7 @@ def threshold_table(bundle: Path, man: dict, esc_rows, held_rows, classes, cur_r
             seen[f] = (float(w["confidence"]), names_class(w["caption"], classes[cls]))
         sets[name] = list(seen.values())
     out = []
-    for t in sorted({0.0, 0.5, round(t_fit, 2), 0.8}):
+    for t in sorted({0.0, 0.3, 0.4, 0.5, 0.6, round(t_fit, 2), 0.8}):
         row: dict[str, Any] = {"min_confidence": t}
         for name, v in sets.items():
             kept = [ok for c, ok in v if c >= t]
@@ -341,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--random", type=int, default=300)
+    ap.add_argument("--val-clips", type=Path, default=None, help="calibrate's --clips-out of this bundle")
     ap.add_argument(
         "--compare",
         nargs="+",
@@ -355,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = a.out or REPO_ROOT / "train" / "results" / a.bundle.resolve().name
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        res = measure(a.bundle, a.earshot, Path(tmp), a.threshold, a.random)
+        res = measure(a.bundle, a.earshot, Path(tmp), a.threshold, a.random, a.val_clips)
     (out / "measure.json").write_text(json.dumps(res, indent=1) + "\n")
     md = markdown(res)
     (out / "measure.md").write_text(md)

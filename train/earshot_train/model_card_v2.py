@@ -34,15 +34,28 @@ def collections_used(cdir: Path) -> Counter:
             if r["split"] != "train":
                 continue
             for ev in r["events"]:
-                p = ev["file"].split("/")
-                n[
-                    p[2]
-                    if ev["file"].startswith("data/sounds/")
-                    else p[1]
-                    if "/" in ev["file"]
-                    else "generated"
-                ] += 1
+                f = ev["file"]
+                if f.startswith("data/sounds/"):
+                    n[f.split("/")[2]] += 1
+                elif f.startswith("data/"):
+                    n[f.split("/")[1]] += 1
+                else:  # "gen:<recipe>": made by earshot's own code
+                    n["generated"] += 1
     return n
+
+
+def esc10_attribution(cdir: Path) -> list[tuple[str, str]]:
+    """(file name, author/licence line of data/esc10/README.md) of every ESC-10 clip in any split."""
+    from earshot_train.corpus import _esc_attribution
+
+    attr = _esc_attribution(shared_dir())
+    names: set[str] = set()
+    with open(cdir / "manifest.jsonl") as f:
+        for line in f:
+            for ev in json.loads(line)["events"]:
+                if ev["file"].startswith("data/esc10/"):
+                    names.add(Path(ev["file"]).name)
+    return [(n, attr.get(n, "(no attribution line found)")) for n in sorted(names)]
 
 
 def licence_text(coll: str, root: Path) -> str:
@@ -53,7 +66,7 @@ def licence_text(coll: str, root: Path) -> str:
 
         extra = {
             "esc10": "ESC-10 (K. J. Piczak): per clip CC0 or CC-BY 3.0 — the per-clip authors are listed in "
-            "`../shared/data/esc10/README.md` and in the attribution section of the v1 model card.",
+            "`../shared/data/esc10/README.md` and in the section above.",
         }
         return extra.get(coll, licence_summary(coll))
     p = root / "data" / "sounds" / coll / "LICENSE.txt"
@@ -63,11 +76,12 @@ def licence_text(coll: str, root: Path) -> str:
 def _bench_line(b: dict[str, Any] | None, label: str) -> str:
     if not b:
         return f"- {label}: not measured"
-    keys = {
-        k: b.get(k) for k in ("rtf", "real_time_factor", "load_ms", "model_load_ms", "peak_rss_mb", "rss_mb")
-    }
-    shown = ", ".join(f"{k} {v}" for k, v in keys.items() if v is not None)
-    return f"- {label}: {shown}"
+    total = b["stages_ms"]["total"]["median"]
+    return (
+        f"- {label}: {total:.1f} ms per {b['window_seconds']:.0f} s window (median of {b['windows']}; "
+        f"real-time factor {b['real_time_factor']:.4f}), model load {b['load_ms']:.0f} ms, "
+        f"peak RSS {b['peak_rss_mb']:.1f} MB"
+    )
 
 
 def render(bundle: Path, measure: dict[str, Any] | None, bench: dict | None, bench_old: dict | None) -> str:
@@ -167,6 +181,10 @@ def render(bundle: Path, measure: dict[str, Any] | None, bench: dict | None, ben
         "|---|---:|",
     ]
     out += [f"| {c} | {n} |" for c, n in sorted(used.items())]
+    esc = esc10_attribution(cdir)
+    if esc:
+        out += ["", "### ESC-10 clips used (CC-BY 3.0 requires attribution)", ""]
+        out += [f"- {name}: {text}" for name, text in esc]
     out += ["", "### Licence notices (in full, as shipped with each collection)", ""]
     root = shared_dir()
     for c in sorted(used):
