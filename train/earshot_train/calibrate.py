@@ -95,19 +95,36 @@ def calibrate(
         scores.append(d.score)
         right.append(float(ok))
         clips.append({"id": r["id"], "caption": d.text, "score": d.score, "right": ok})
+    target = "caption names every source of the clip (names_all_sources)"
+    section = confidence_section(scores, right, target, "python -m earshot_train.calibrate")
+    return _finish(bundle, m, search_, section, clips, write)
+
+
+def confidence_section(
+    scores: Sequence[float], right: Sequence[float], target: str, generator: str, threshold: bool = False
+) -> dict[str, Any]:
+    """The manifest's ``confidence`` section: Platt ``a``, ``b`` fitted on validation ``scores``
+    (mean token log-probabilities) against ``right``, with the calibration error there and, when
+    ``threshold``, the 10 %-wrong threshold (:func:`threshold_for`)."""
     s, y = np.array(scores), np.array(right)
     a, b = fit_platt(s, y)
     conf = 1.0 / (1.0 + np.exp(-(a * s + b)))
-    fit = {
+    fit: dict[str, Any] = {
         "split": "val",
-        "n": len(rows),
+        "n": len(s),
         "ece": round(ece(conf, y), 4),
         "bins": 10,
-        "target": "caption names every source of the clip (names_all_sources)",
+        "target": target,
         "source_accuracy": round(float(y.mean()), 4),
-        "generator": "python -m earshot_train.calibrate",
     }
-    section = {"method": "platt", "a": round(a, 6), "b": round(b, 6), "fit": fit}
+    if threshold:
+        t, wrong, kept = threshold_for(conf, y)
+        fit.update(threshold=t, threshold_wrong_share=round(wrong, 4), threshold_kept_share=round(kept, 4))
+    fit["generator"] = generator
+    return {"method": "platt", "a": round(a, 6), "b": round(b, 6), "fit": fit}
+
+
+def _finish(bundle: Path, m: dict, search_: dict, section: dict, clips: list, write: bool) -> dict[str, Any]:
     if write:
         m["search"] = search_
         m["confidence"] = section
@@ -148,28 +165,11 @@ def calibrate_v2(bundle: Path, corpus: Path, ngram: int = 3, write: bool = True)
         scores.append(d.score)
         right.append(float(ok))
         clips.append({"id": r["id"], "kind": r["kind"], "caption": d.text, "score": d.score, "right": ok})
-    s, y = np.array(scores), np.array(right)
-    a, b = fit_platt(s, y)
-    conf = 1.0 / (1.0 + np.exp(-(a * s + b)))
-    t, wrong, kept = threshold_for(conf, y)
-    fit = {
-        "split": "val",
-        "n": len(rows),
-        "ece": round(ece(conf, y), 4),
-        "bins": 10,
-        "target": "caption names every source class of the clip (corpus v2 taxonomy)",
-        "source_accuracy": round(float(y.mean()), 4),
-        "threshold": t,
-        "threshold_wrong_share": round(wrong, 4),
-        "threshold_kept_share": round(kept, 4),
-        "generator": "python -m earshot_train.calibrate --v2",
-    }
-    section = {"method": "platt", "a": round(a, 6), "b": round(b, 6), "fit": fit}
-    if write:
-        m["search"] = search_
-        m["confidence"] = section
-        (bundle / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
-    return {"search": search_, "confidence": section, "clips": clips}
+    target = "caption names every source class of the clip (corpus v2 taxonomy)"
+    section = confidence_section(
+        scores, right, target, "python -m earshot_train.calibrate --v2", threshold=True
+    )
+    return _finish(bundle, m, search_, section, clips, write)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

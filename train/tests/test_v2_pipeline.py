@@ -64,3 +64,23 @@ def test_threshold_keeps_at_most_ten_percent_wrong():
     t, wrong, kept = threshold_for(conf, right, max_wrong=0.25)
     assert t == 0.41 and abs(wrong - 0.2) < 1e-9
     assert threshold_for(np.array([0.5]), np.array([0.0])) == (1.0, 0.0, 0.0)
+
+
+def test_shipped_confidence_refits_from_its_validation_clips():
+    """models/default's confidence section is what calibrate --v2 fits on the recorded val clips."""
+    import json
+    from pathlib import Path
+
+    from earshot_train.calibrate import confidence_section
+
+    root = Path(__file__).resolve().parents[2]
+    clips = json.loads((root / "train/results/student-v2-mn04/val-clips.json").read_text())
+    shipped = json.loads((root / "models/default/manifest.json").read_text())["confidence"]
+    sec = confidence_section(
+        [c["score"] for c in clips],
+        [float(c["right"]) for c in clips],
+        shipped["fit"]["target"],
+        shipped["fit"]["generator"],
+        threshold=True,
+    )
+    assert sec == shipped

@@ -173,11 +173,9 @@ pub(super) fn mqtt(m: RawMqtt, env: Env) -> Result<(Option<MqttSettings>, Option
     })
 }
 
-/// The MQTT password and where it came from: at most one of `mqtt.password` (inline),
-/// `mqtt.password_file` (the file's first line) and `mqtt.password_env` (that variable); with
-/// none of them, `$EARSHOT_MQTT_PASSWORD` when it is set. A password needs `mqtt.username`
-/// (`has_user`); the variable is only a default for a configured user. Errors name the key and
-/// the file or variable, never the password.
+/// The MQTT password and where it came from (see [`secret_setting`]), with
+/// `$EARSHOT_MQTT_PASSWORD` as the default. A password needs `mqtt.username` (`has_user`); the
+/// variable is only a default for a configured user.
 fn mqtt_password(
     inline: Option<Secret>,
     file: Option<std::path::PathBuf>,
@@ -185,10 +183,37 @@ fn mqtt_password(
     has_user: bool,
     env: Env,
 ) -> Result<Option<(Secret, String)>> {
+    let needs = (!has_user).then_some("mqtt.username");
+    secret_setting(
+        "mqtt.password",
+        inline,
+        file,
+        var,
+        MQTT_PASSWORD_ENV,
+        needs,
+        env,
+    )
+}
+
+/// A secret setting and where it came from: at most one of `<key>` (inline), `<key>_file` (the
+/// file's first line) and `<key>_env` (that variable); with none of them, `default_var` when it
+/// is set. `needs`: a key that must be configured for the secret to be given at all (then the
+/// default variable is not consulted either). Errors name the key and the file or variable,
+/// never the secret.
+pub(super) fn secret_setting(
+    key: &str,
+    inline: Option<Secret>,
+    file: Option<std::path::PathBuf>,
+    var: Option<String>,
+    default_var: &str,
+    needs: Option<&str>,
+    env: Env,
+) -> Result<Option<(Secret, String)>> {
+    let (file_key, env_key) = (format!("{key}_file"), format!("{key}_env"));
     let given: Vec<&str> = [
-        inline.as_ref().map(|_| "mqtt.password"),
-        file.as_ref().map(|_| "mqtt.password_file"),
-        var.as_ref().map(|_| "mqtt.password_env"),
+        inline.as_ref().map(|_| key),
+        file.as_ref().map(|_| file_key.as_str()),
+        var.as_ref().map(|_| env_key.as_str()),
     ]
     .into_iter()
     .flatten()
@@ -199,40 +224,39 @@ fn mqtt_password(
             format!("cannot be combined with {} (set one of them)", given[0]),
         ));
     }
-    if let (Some(key), false) = (given.first(), has_user) {
-        return Err(bad(key, "needs mqtt.username"));
+    if let (Some(k), Some(need)) = (given.first(), needs) {
+        return Err(bad(k, format!("needs {need}")));
     }
     if let Some(p) = inline {
-        if p.expose().is_empty() {
-            return Err(bad("mqtt.password", "must not be empty"));
+        if p.expose().trim().is_empty() {
+            return Err(bad(key, "must not be empty"));
         }
-        return Ok(Some((p, "mqtt.password".into())));
+        return Ok(Some((p, key.into())));
     }
     if let Some(path) = file {
-        let p = read_secret_file("mqtt.password_file", &path)
-            .map_err(|e| bad("mqtt.password_file", e))?;
-        return Ok(Some((p, format!("mqtt.password_file {}", path.display()))));
+        let p = read_secret_file(&file_key, &path).map_err(|e| bad(&file_key, e))?;
+        return Ok(Some((p, format!("{file_key} {}", path.display()))));
     }
-    if let Some(name) = non_empty("mqtt.password_env", var)? {
+    if let Some(name) = non_empty(&env_key, var)? {
         let name = name.trim();
         return match env(name) {
             Some(v) if !v.is_empty() => Ok(Some((Secret::new(v), format!("${name}")))),
             Some(_) => Err(bad(
-                "mqtt.password_env",
+                &env_key,
                 format!("environment variable {name} is empty"),
             )),
             None => Err(bad(
-                "mqtt.password_env",
+                &env_key,
                 format!("environment variable {name} is not set"),
             )),
         };
     }
-    if !has_user {
+    if needs.is_some() {
         return Ok(None);
     }
-    Ok(env(MQTT_PASSWORD_ENV)
+    Ok(env(default_var)
         .filter(|v| !v.is_empty())
-        .map(|v| (Secret::new(v), format!("${MQTT_PASSWORD_ENV}"))))
+        .map(|v| (Secret::new(v), format!("${default_var}"))))
 }
 
 /// The first line of a password or token file (at most [`MAX_PASSWORD_FILE_BYTES`], UTF-8, not

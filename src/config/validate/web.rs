@@ -3,7 +3,7 @@
 //! ([`http_token`]: one of `http.token`, `http.token_file`, `http.token_env`, else
 //! `$EARSHOT_HTTP_TOKEN`).
 
-use super::outputs::read_secret_file;
+use super::outputs::secret_setting;
 use super::rules::{bad, non_empty, positive, ranged_int, Env};
 use super::rules::{DEFAULT_HTTP_CLIENTS, DEFAULT_HTTP_CLIENT_BUFFER, DEFAULT_HTTP_HISTORY};
 use super::rules::{DEFAULT_HTTP_HOST, HTTP_TOKEN_ENV};
@@ -88,56 +88,15 @@ pub(super) fn http(h: RawHttp, env: Env) -> Result<(Option<HttpSettings>, Option
     Ok((Some(settings), token_from))
 }
 
-/// The HTTP token and where it came from: at most one of `http.token`, `http.token_file`
-/// (its first line) and `http.token_env`; with none of them, `$EARSHOT_HTTP_TOKEN` when set.
+/// The HTTP token and where it came from (see [`secret_setting`]): `http.token`,
+/// `http.token_file` or `http.token_env`, else `$EARSHOT_HTTP_TOKEN` when set.
 fn http_token(
     inline: Option<Secret>,
     file: Option<std::path::PathBuf>,
     var: Option<String>,
     env: Env,
 ) -> Result<Option<(Secret, String)>> {
-    let given: Vec<&str> = [
-        inline.as_ref().map(|_| "http.token"),
-        file.as_ref().map(|_| "http.token_file"),
-        var.as_ref().map(|_| "http.token_env"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if given.len() > 1 {
-        return Err(bad(
-            given[1],
-            format!("cannot be combined with {} (set one of them)", given[0]),
-        ));
-    }
-    if let Some(t) = inline {
-        if t.expose().trim().is_empty() {
-            return Err(bad("http.token", "must not be empty"));
-        }
-        return Ok(Some((t, "http.token".into())));
-    }
-    if let Some(path) = file {
-        let t =
-            read_secret_file("http.token_file", &path).map_err(|e| bad("http.token_file", e))?;
-        return Ok(Some((t, format!("http.token_file {}", path.display()))));
-    }
-    if let Some(name) = non_empty("http.token_env", var)? {
-        let name = name.trim();
-        return match env(name) {
-            Some(v) if !v.is_empty() => Ok(Some((Secret::new(v), format!("${name}")))),
-            Some(_) => Err(bad(
-                "http.token_env",
-                format!("environment variable {name} is empty"),
-            )),
-            None => Err(bad(
-                "http.token_env",
-                format!("environment variable {name} is not set"),
-            )),
-        };
-    }
-    Ok(env(HTTP_TOKEN_ENV)
-        .filter(|v| !v.is_empty())
-        .map(|v| (Secret::new(v), format!("${HTTP_TOKEN_ENV}"))))
+    secret_setting("http.token", inline, file, var, HTTP_TOKEN_ENV, None, env)
 }
 
 /// `[webhook]` (`None`: no webhook).
