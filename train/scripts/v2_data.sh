@@ -2,7 +2,7 @@
 # Corpus v2 data stage (resumable: both steps skip what is already on disk):
 # render the clips, then cache mn04 frames, embeddings and tags for every clip.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 python -m earshot_train.corpus_v2.build
 python - <<'PY'
 from earshot_train.corpus import CorpusConfig, corpus_dir

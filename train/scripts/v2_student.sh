@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Student v2: train (resumable), export with the tag head and the cached decoder, calibrate the
 # confidence on corpus-v2 val, measure with the release binary on the original files.
-#   nohup train/run-v2-train.sh > train/logs/v2-train.log 2>&1 &
+#   nohup train/scripts/v2_student.sh > train/logs/v2-student.log 2>&1 &
 # EARSHOT_V2_CFG (default train/configs/student-v2.toml) and EARSHOT_V2_OUT (the bundle folder)
 # let a smoke run use a copy of the config with another experiment name and few epochs.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 CFG=${EARSHOT_V2_CFG:-train/configs/student-v2.toml}
 OUT=${EARSHOT_V2_OUT:-train/cache/bundles/student-v2}
 RUN=$(python -c "import sys; from earshot_train import config as C; print(C.run_dir(C.load_config(sys.argv[1])))" "$CFG")
