@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "val_split": "val",
         "feature_cache": "",  # "" = <corpus dir>/features/<frontend digest>
         "caption_fraction": 1.0,  # <1: only that share of train clips keeps captions (rest: audio-only)
+        "repeat_kinds": {},  # e.g. {overlap = 3}: train clips of that kind appear 3 times per epoch
     },
     "teacher": {"weights": "shared", "batch_size": 8},
     "model": {
@@ -93,7 +94,14 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-_OPEN_TABLES = {("model", "cnn"), ("model", "tcn"), ("model", "effb2"), ("model", "decoder"), ("corpus",)}
+_OPEN_TABLES = {
+    ("model", "cnn"),
+    ("model", "tcn"),
+    ("model", "effb2"),
+    ("model", "decoder"),
+    ("corpus",),
+    ("data", "repeat_kinds"),
+}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -163,6 +171,9 @@ def load_config(path: str | Path | None, sets: list[str] | None = None) -> dict[
 
 
 def validate(cfg: dict[str, Any]) -> None:
+    for kind, n in cfg["data"]["repeat_kinds"].items():
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 20:
+            raise ValueError(f"data.repeat_kinds.{kind} must be an integer 1..20 (got {n!r})")
     e = cfg["experiment"]
     if not e["name"] or any(c in e["name"] for c in "/\\ "):
         raise ValueError(f"experiment.name must be a non-empty name without / or spaces (got {e['name']!r})")

@@ -109,6 +109,14 @@ def limit_captions(rows: list[dict[str, Any]], fraction: float) -> list[dict[str
     return out
 
 
+def repeat_by_kind(rows: list[dict[str, Any]], repeats: dict[str, int]) -> list[dict[str, Any]]:
+    """``data.repeat_kinds``: each row ``repeats[kind]`` times in a row (default once), order kept."""
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        out += [r] * int(repeats.get(r.get("kind", ""), 1))
+    return out
+
+
 def spec_digest(spec: FrontendSpec) -> str:
     return hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
@@ -370,7 +378,7 @@ class Run:
             has_kd = self.kd_captions is not None and r["id"] in self.kd_captions
             if has_ref or has_kd or self.kd_emb is not None:
                 keep.append(r)
-        return keep
+        return repeat_by_kind(keep, self.cfg["data"]["repeat_kinds"])
 
     def dataset(self, rows: list[dict[str, Any]]) -> CaptionData:
         return CaptionData(

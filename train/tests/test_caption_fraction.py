@@ -42,3 +42,22 @@ def test_subset_is_a_function_of_the_ids_only():
 def test_bad_fraction_is_an_error(bad):
     with pytest.raises(ValueError, match="caption_fraction"):
         limit_captions(_rows(3), bad)
+
+
+def test_repeat_kinds_repeats_only_the_named_kinds():
+    from earshot_train.trainer import repeat_by_kind
+
+    rows = [{"id": "a", "kind": "single"}, {"id": "b", "kind": "overlap"}, {"id": "c"}]
+    assert [r["id"] for r in repeat_by_kind(rows, {"overlap": 3})] == ["a", "b", "b", "b", "c"]
+    assert repeat_by_kind(rows, {}) == rows
+
+
+def test_repeat_kinds_config_is_checked(tmp_path):
+    from earshot_train import config as C
+
+    p = tmp_path / "x.toml"
+    p.write_text('[experiment]\nname = "x"\n[corpus]\nname = "c"\n[data]\nrepeat_kinds = { overlap = 0 }\n')
+    with pytest.raises(ValueError, match="repeat_kinds.overlap"):
+        C.load_config(p)
+    p.write_text('[experiment]\nname = "x"\n[corpus]\nname = "c"\n[data]\nrepeat_kinds = { overlap = 3 }\n')
+    assert C.load_config(p)["data"]["repeat_kinds"] == {"overlap": 3}
