@@ -6,37 +6,17 @@ mod support;
 
 use earshot::sink::http::{metrics::HEALTH, HttpSettings, HttpSink};
 use earshot::sink::webhook::{WebhookSettings, WebhookSink};
-use earshot::sink::{Event, EventSink, HealthEvent, LiveCaption, Secret};
-use earshot::{Caption, CaptionEvent, Timings};
+use earshot::sink::{Event, EventSink, HealthEvent, Secret};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
+use support::fake::live_caption;
 use support::http::{get, receiver, EventStream};
 
 fn caption(text: &str, index: u64) -> Event {
-    Event::Caption(LiveCaption {
-        event: CaptionEvent {
-            source: "test".into(),
-            start: index as f64 * 5.0,
-            end: index as f64 * 5.0 + 10.0,
-            caption: Caption {
-                text: text.into(),
-                token_ids: vec![],
-                timings: Timings::default(),
-                confidence: Some(0.75),
-                tags: Some(vec![("Speech".into(), 0.9), ("Music".into(), 0.25)]),
-                ..Default::default()
-            },
-        },
-        timestamp: SystemTime::now(),
-        window_index: index,
-        latency_ms: 3.0,
-        inference_ms: 2.0,
-        rtf: 0.4,
-        dropped_samples: 0,
-        dropped_windows: 0,
-        level_dbfs: -20.0,
-        clip: None,
-    })
+    let mut c = live_caption(text, index as f64 * 5.0, index);
+    c.event.caption.confidence = Some(0.75);
+    c.event.caption.tags = Some(vec![("Speech".into(), 0.9), ("Music".into(), 0.25)]);
+    Event::Caption(c)
 }
 
 fn health() -> HealthEvent {

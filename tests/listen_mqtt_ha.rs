@@ -7,37 +7,17 @@ mod support;
 use earshot::sink::ha::Discovery;
 use earshot::sink::mqtt::{MqttSettings, MqttSink};
 use earshot::sink::tls::TlsSettings;
-use earshot::sink::{Event, EventSink, LiveCaption};
-use earshot::{Caption, CaptionEvent, Timings};
+use earshot::sink::{Event, EventSink};
 use std::process::Stdio;
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use support::broker::{free_port, start_broker, start_broker_with, subscribe, tls_files};
+use support::fake::live_caption;
 
 fn caption(text: &str) -> Event {
-    Event::Caption(LiveCaption {
-        event: CaptionEvent {
-            source: "test".into(),
-            start: 0.0,
-            end: 10.0,
-            caption: Caption {
-                text: text.into(),
-                token_ids: vec![],
-                timings: Timings::default(),
-                confidence: Some(0.5),
-                ..Default::default()
-            },
-        },
-        timestamp: SystemTime::now(),
-        window_index: 1,
-        latency_ms: 3.0,
-        inference_ms: 2.0,
-        rtf: 0.4,
-        dropped_samples: 0,
-        dropped_windows: 0,
-        level_dbfs: -20.0,
-        clip: None,
-    })
+    let mut c = live_caption(text, 0.0, 1);
+    c.event.caption.confidence = Some(0.5);
+    Event::Caption(c)
 }
 
 fn settings(port: u16, topic: &str, id: &str) -> MqttSettings {

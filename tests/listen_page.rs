@@ -211,8 +211,8 @@ fn captions_reach_the_page_within_two_seconds_and_a_clip_loads() {
 #[test]
 fn the_page_shows_tags_confidence_and_health() {
     use earshot::sink::http::{HttpSettings, HttpSink};
-    use earshot::sink::{Event, EventSink, HealthEvent, LiveCaption};
-    use earshot::{Caption, CaptionEvent};
+    use earshot::sink::{Event, EventSink, HealthEvent};
+    use support::fake::live_caption;
     let Some(browser) = Browser::start() else {
         return;
     };
@@ -238,29 +238,10 @@ fn the_page_shows_tags_confidence_and_health() {
         "return document.getElementById('status').textContent === 'live';",
         Duration::from_secs(8),
     );
-    sink.emit(&Event::Caption(LiveCaption {
-        event: CaptionEvent {
-            source: "mic".into(),
-            start: 0.0,
-            end: 10.0,
-            caption: Caption {
-                text: "a dog barks".into(),
-                confidence: Some(0.75),
-                tags: Some(vec![("Dog".into(), 0.9), ("Bark".into(), 0.625)]),
-                ..Default::default()
-            },
-        },
-        timestamp: std::time::SystemTime::now(),
-        window_index: 1,
-        latency_ms: 1.0,
-        inference_ms: 1.0,
-        rtf: 0.1,
-        dropped_samples: 0,
-        dropped_windows: 0,
-        level_dbfs: -20.0,
-        clip: None,
-    }))
-    .unwrap();
+    let mut c = live_caption("a dog barks", 0.0, 1);
+    c.event.caption.confidence = Some(0.75);
+    c.event.caption.tags = Some(vec![("Dog".into(), 0.9), ("Bark".into(), 0.625)]);
+    sink.emit(&Event::Caption(c)).unwrap();
     browser.wait_for(
         "the caption with its tags",
         "return document.querySelectorAll('#captions .tag').length === 2;",

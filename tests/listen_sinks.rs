@@ -8,35 +8,14 @@ use earshot::sink::mqtt::MqttSink;
 use earshot::sink::serial::SerialSettings;
 use earshot::sink::serial::SerialSink;
 use earshot::sink::LineFormat;
-use earshot::sink::{Event, EventSink, HealthEvent, LiveCaption};
-use earshot::{Caption, CaptionEvent, Timings};
-use std::time::{Duration, SystemTime};
+use earshot::sink::{Event, EventSink, HealthEvent};
+use std::time::Duration;
 use support::broker::{free_port, start_broker, subscribe};
+use support::fake::live_caption;
 use support::pty::{pty, read_lines};
 
 fn caption(text: &str, start: f64) -> Event {
-    Event::Caption(LiveCaption {
-        event: CaptionEvent {
-            source: "test".into(),
-            start,
-            end: start + 10.0,
-            caption: Caption {
-                text: text.into(),
-                token_ids: vec![],
-                timings: Timings::default(),
-                ..Default::default()
-            },
-        },
-        timestamp: SystemTime::now(),
-        window_index: 1,
-        latency_ms: 3.0,
-        inference_ms: 2.0,
-        rtf: 0.4,
-        dropped_samples: 0,
-        dropped_windows: 0,
-        level_dbfs: -20.0,
-        clip: None,
-    })
+    Event::Caption(live_caption(text, start, 1))
 }
 
 #[test]

@@ -6,13 +6,12 @@ mod support;
 use earshot::audio::pcm::PcmFormat;
 use earshot::live::{self, LiveParams};
 use earshot::sink::mqtt::{MqttSettings, MqttSink};
-use earshot::sink::{Event, EventSink, HealthEvent, LiveCaption};
+use earshot::sink::{Event, EventSink, HealthEvent};
 use earshot::source::stdin::StdinSource;
-use earshot::{Caption, CaptionEvent};
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use support::broker::{free_port, start_broker, subscribe};
-use support::fake::{live_params, FakeModel, MemorySink, RATE};
+use support::fake::{live_caption, live_params, FakeModel, MemorySink, RATE};
 
 // ---- item 3: stdin faster than real time loses nothing ----
 
@@ -60,26 +59,7 @@ fn stdin_faster_than_real_time_drops_no_window() {
 // ---- item 14: a full MQTT queue drops the oldest, captions before health ----
 
 fn caption(n: usize) -> Event {
-    Event::Caption(LiveCaption {
-        event: CaptionEvent {
-            source: "test".into(),
-            start: n as f64,
-            end: n as f64 + 10.0,
-            caption: Caption {
-                text: format!("caption {n}"),
-                ..Caption::default()
-            },
-        },
-        timestamp: SystemTime::now(),
-        window_index: n as u64,
-        latency_ms: 1.0,
-        inference_ms: 1.0,
-        rtf: 0.1,
-        dropped_samples: 0,
-        dropped_windows: 0,
-        level_dbfs: -20.0,
-        clip: None,
-    })
+    Event::Caption(live_caption(&format!("caption {n}"), n as f64, n as u64))
 }
 
 #[test]

@@ -6,7 +6,7 @@ use earshot::live::LiveParams;
 use earshot::model::{Caption, Timings, WindowCaptioner};
 use earshot::sink::{Event, EventSink, HealthEvent, LiveCaption};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The model rate of the fake model runs.
 pub const RATE: u32 = 16_000;
@@ -191,5 +191,32 @@ impl WindowCaptioner for ScriptedModel {
             confidence,
             ..Default::default()
         })
+    }
+}
+
+/// A caption event for the sink tests: `text` over the window `[start, start + 10)`, window
+/// number `index`, source "test", no confidence, tags or clip (set them on the result).
+pub fn live_caption(text: &str, start: f64, index: u64) -> LiveCaption {
+    LiveCaption {
+        event: earshot::CaptionEvent {
+            source: "test".into(),
+            start,
+            end: start + 10.0,
+            caption: Caption {
+                text: text.into(),
+                token_ids: vec![],
+                timings: Timings::default(),
+                ..Default::default()
+            },
+        },
+        timestamp: SystemTime::now(),
+        window_index: index,
+        latency_ms: 3.0,
+        inference_ms: 2.0,
+        rtf: 0.4,
+        dropped_samples: 0,
+        dropped_windows: 0,
+        level_dbfs: -20.0,
+        clip: None,
     }
 }
