@@ -61,16 +61,7 @@ pub fn format_time(seconds: f64) -> String {
 
 /// The text line of one caption (no newline).
 pub fn caption_text(event: &CaptionEvent, opts: &FormatOptions) -> String {
-    let mut line = String::new();
-    if opts.show_source {
-        line.push_str(&event.source);
-        line.push_str(": ");
-    }
-    line.push_str(&format!(
-        "[{}–{}] ",
-        format_time(event.start),
-        format_time(event.end)
-    ));
+    let mut line = window_prefix(&event.source, event.start, event.end, opts);
     if event.caption.text.is_empty() {
         line.push_str("(empty caption)");
     } else {
@@ -93,17 +84,17 @@ pub fn caption_text(event: &CaptionEvent, opts: &FormatOptions) -> String {
 
 /// The text line of a window skipped by the silence gate (no newline).
 pub fn gated_text(g: &GatedWindow, opts: &FormatOptions) -> String {
-    let mut line = String::new();
+    window_prefix(&g.source, g.start, g.end, opts) + "(silence)"
+}
+
+/// `source: [start–end] ` (the source only with `show_source`): how every text line begins.
+fn window_prefix(source: &str, start: f64, end: f64, opts: &FormatOptions) -> String {
+    let times = format!("[{}–{}] ", format_time(start), format_time(end));
     if opts.show_source {
-        line.push_str(&g.source);
-        line.push_str(": ");
+        format!("{source}: {times}")
+    } else {
+        times
     }
-    line.push_str(&format!(
-        "[{}–{}] (silence)",
-        format_time(g.start),
-        format_time(g.end)
-    ));
-    line
 }
 
 /// The JSON fields of a window skipped by the silence gate, in this order.
