@@ -11,7 +11,9 @@ use earshot::sink::{Event, EventSink};
 use std::process::Stdio;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
-use support::broker::{free_port, start_broker, start_broker_with, subscribe, tls_files};
+use support::broker::{
+    free_port, mqtt_settings, start_broker, start_broker_with, subscribe, tls_files,
+};
 use support::fake::live_caption;
 
 fn caption(text: &str) -> Event {
@@ -21,22 +23,7 @@ fn caption(text: &str) -> Event {
 }
 
 fn settings(port: u16, topic: &str, id: &str) -> MqttSettings {
-    MqttSettings {
-        host: "127.0.0.1".into(),
-        port,
-        topic: topic.into(),
-        health_topic: None,
-        qos: 1,
-        retain: false,
-        client_id: id.into(),
-        keep_alive_seconds: 10.0,
-        reconnect_seconds: 0.2,
-        username: None,
-        password: None,
-        availability_topic: None,
-        discovery: None,
-        tls: None,
-    }
+    mqtt_settings(port, topic, id)
 }
 
 /// Messages until `n` arrived or `wait` passed.

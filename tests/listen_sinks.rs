@@ -10,7 +10,7 @@ use earshot::sink::serial::SerialSink;
 use earshot::sink::LineFormat;
 use earshot::sink::{Event, EventSink, HealthEvent};
 use std::time::Duration;
-use support::broker::{free_port, start_broker, subscribe};
+use support::broker::{free_port, mqtt_settings, start_broker, subscribe};
 use support::fake::live_caption;
 use support::pty::{pty, read_lines};
 
@@ -77,20 +77,9 @@ fn serial_missing_device_is_a_clear_error() {
 
 fn settings(port: u16, qos: u8, retain: bool, id: &str) -> MqttSettings {
     MqttSettings {
-        host: "127.0.0.1".into(),
-        port,
-        topic: "earshot/test/captions".into(),
-        health_topic: None,
         qos,
         retain,
-        client_id: id.into(),
-        keep_alive_seconds: 10.0,
-        reconnect_seconds: 0.2,
-        username: None,
-        password: None,
-        availability_topic: None,
-        discovery: None,
-        tls: None,
+        ..mqtt_settings(port, "earshot/test/captions", id)
     }
 }
 

@@ -10,7 +10,7 @@ use earshot::sink::{Event, EventSink, HealthEvent};
 use earshot::source::stdin::StdinSource;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
-use support::broker::{free_port, start_broker, subscribe};
+use support::broker::{free_port, mqtt_settings, start_broker, subscribe};
 use support::fake::{live_caption, live_params, FakeModel, MemorySink, RATE};
 
 // ---- item 3: stdin faster than real time loses nothing ----
@@ -66,20 +66,8 @@ fn caption(n: usize) -> Event {
 fn full_mqtt_queue_drops_the_oldest_and_keeps_captions() {
     let port = free_port();
     let settings = MqttSettings {
-        host: "127.0.0.1".into(),
-        port,
-        topic: "earshot/rel/captions".into(),
-        health_topic: None,
-        qos: 1,
-        retain: false,
-        client_id: "es-rel-overflow".into(),
-        keep_alive_seconds: 10.0,
         reconnect_seconds: 2.0,
-        username: None,
-        password: None,
-        availability_topic: None,
-        discovery: None,
-        tls: None,
+        ..mqtt_settings(port, "earshot/rel/captions", "es-rel-overflow")
     };
     // The broker is down: everything waits in the queue, which overflows.
     let mut sink = MqttSink::start(&settings).unwrap();

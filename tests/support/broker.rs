@@ -217,3 +217,24 @@ pub fn tls_files() -> Option<TlsFiles> {
     }
     Some(TlsFiles { dir })
 }
+
+/// MQTT output settings for a test broker on `port`: plain TCP, no credentials, QoS 1, not
+/// retained, reconnecting every 0.2 s (change fields on the result).
+pub fn mqtt_settings(port: u16, topic: &str, client_id: &str) -> earshot::sink::mqtt::MqttSettings {
+    earshot::sink::mqtt::MqttSettings {
+        host: "127.0.0.1".into(),
+        port,
+        topic: topic.into(),
+        health_topic: None,
+        qos: 1,
+        retain: false,
+        client_id: client_id.into(),
+        keep_alive_seconds: 10.0,
+        reconnect_seconds: 0.2,
+        username: None,
+        password: None,
+        availability_topic: None,
+        discovery: None,
+        tls: None,
+    }
+}
