@@ -79,25 +79,49 @@ def ece(conf: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
 def calibrate(
     bundle: Path, corpus_config: Path, work: Path, ngram: int = 3, write: bool = True
 ) -> dict[str, Any]:
-    base = BundleDecoder(bundle)
+    return _fit_on_val(
+        bundle,
+        val_corpus(corpus_config, work),
+        once_words,
+        names_all_sources,
+        "caption names every source of the clip (names_all_sources)",
+        "python -m earshot_train.calibrate",
+        ngram,
+        write,
+    )
+
+
+def _fit_on_val(
+    bundle: Path,
+    corpus: Path,
+    words_of: Any,
+    is_right: Any,
+    target: str,
+    generator: str,
+    ngram: int,
+    write: bool,
+    threshold: bool = False,
+) -> dict[str, Any]:
+    """Decode the ``val`` clips of ``corpus`` with the bundle's search plus repetition control
+    (``once_words = words_of(vocab)``), fit the confidence on ``is_right(caption, sources)``, and
+    write both into the manifest when ``write``."""
     m = json.loads((bundle / "manifest.json").read_text())
-    words = once_words(base.vocab)
-    search_ = {**m["search"], "no_repeat_ngram": ngram, "once_words": words}
+    search_ = {**m["search"], "no_repeat_ngram": ngram, "once_words": words_of(BundleDecoder(bundle).vocab)}
     dec = BundleDecoder(bundle, {**m, "search": search_})
-    corpus = val_corpus(corpus_config, work)
-    rows = read_manifest(corpus, ["val"])
     sr = dec.spec.sample_rate
     scores, right, clips = [], [], []
-    for r in rows:
-        x = load_audio(corpus / r["audio"], sr)
-        d = dec.decode(x)
-        ok = names_all_sources(d.text, r["sources"])
+    for r in read_manifest(corpus, ["val"]):
+        d = dec.decode(load_audio(corpus / r["audio"], sr))
+        ok = bool(is_right(d.text, r["sources"]))
         scores.append(d.score)
         right.append(float(ok))
-        clips.append({"id": r["id"], "caption": d.text, "score": d.score, "right": ok})
-    target = "caption names every source of the clip (names_all_sources)"
-    section = confidence_section(scores, right, target, "python -m earshot_train.calibrate")
-    return _finish(bundle, m, search_, section, clips, write)
+        clips.append({"id": r["id"], "kind": r["kind"], "caption": d.text, "score": d.score, "right": ok})
+    section = confidence_section(scores, right, target, generator, threshold)
+    if write:
+        m["search"] = search_
+        m["confidence"] = section
+        (bundle / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+    return {"search": search_, "confidence": section, "clips": clips}
 
 
 def confidence_section(
@@ -124,14 +148,6 @@ def confidence_section(
     return {"method": "platt", "a": round(a, 6), "b": round(b, 6), "fit": fit}
 
 
-def _finish(bundle: Path, m: dict, search_: dict, section: dict, clips: list, write: bool) -> dict[str, Any]:
-    if write:
-        m["search"] = search_
-        m["confidence"] = section
-        (bundle / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
-    return {"search": search_, "confidence": section, "clips": clips}
-
-
 def threshold_for(conf: np.ndarray, y: np.ndarray, max_wrong: float = 0.10) -> tuple[float, float, float]:
     """The lowest confidence threshold at which at most ``max_wrong`` of the captions kept (confidence
     >= threshold) are wrong: (threshold, wrong share among kept, kept share)."""
@@ -147,29 +163,22 @@ def calibrate_v2(bundle: Path, corpus: Path, ngram: int = 3, write: bool = True)
     caption is right when it names every class of the clip (``corpus_v2.build.names_class``); the
     once-words are the taxonomy's source nouns in the vocabulary. Also fits the threshold at which at
     most 10 % of the captions kept name a wrong source (``fit.threshold``)."""
-    from earshot_train.corpus_v2.build import names_class
+    from earshot_train.corpus_v2.build import names_all
     from earshot_train.corpus_v2.taxonomy import load_taxonomy
 
     classes = {c.id: c for c in load_taxonomy()}
-    base = BundleDecoder(bundle)
-    m = json.loads((bundle / "manifest.json").read_text())
-    words = sorted({n for c in classes.values() for n in c.nouns} & set(base.vocab))
-    search_ = {**m["search"], "no_repeat_ngram": ngram, "once_words": words}
-    dec = BundleDecoder(bundle, {**m, "search": search_})
-    rows = read_manifest(corpus, ["val"])
-    sr = dec.spec.sample_rate
-    scores, right, clips = [], [], []
-    for r in rows:
-        d = dec.decode(load_audio(corpus / r["audio"], sr))
-        ok = all(names_class(d.text, classes[c]) for c in r["sources"])
-        scores.append(d.score)
-        right.append(float(ok))
-        clips.append({"id": r["id"], "kind": r["kind"], "caption": d.text, "score": d.score, "right": ok})
-    target = "caption names every source class of the clip (corpus v2 taxonomy)"
-    section = confidence_section(
-        scores, right, target, "python -m earshot_train.calibrate --v2", threshold=True
+    nouns = {n for c in classes.values() for n in c.nouns}
+    return _fit_on_val(
+        bundle,
+        corpus,
+        lambda vocab: sorted(nouns & set(vocab)),
+        lambda text, sources: names_all(text, sources, classes),
+        "caption names every source class of the clip (corpus v2 taxonomy)",
+        "python -m earshot_train.calibrate --v2",
+        ngram,
+        write,
+        threshold=True,
     )
-    return _finish(bundle, m, search_, section, clips, write)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

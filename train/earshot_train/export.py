@@ -386,17 +386,14 @@ def corpus_licences(cdir: Path) -> list[str]:
     info = json.loads((cdir / "corpus_info.json").read_text())
     if info.get("builder") != "corpus_v2.build":
         return LICENCES
+    from earshot_train.corpus_v2.build import collection_of
     from earshot_train.corpus_v2.sources import licence_summary
 
     colls: set[str] = set()
     with open(cdir / "manifest.jsonl") as f:
         for line in f:
-            for ev in json.loads(line)["events"]:
-                parts = ev["file"].split("/")
-                if ev["file"].startswith("data/sounds/"):
-                    colls.add(parts[2])
-                elif ev["file"].startswith("data/"):
-                    colls.add(parts[1])
+            colls |= {collection_of(ev["file"]) for ev in json.loads(line)["events"]}
+    colls.discard("generated")
     out = ["earshot code: MIT", "encoder and tag head: EfficientAT mn04_as, MIT, Florian Schmid"]
     out += [f"training audio {c}: {licence_summary(c)}" for c in sorted(colls)]
     return out

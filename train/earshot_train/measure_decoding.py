@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,9 +48,9 @@ def fold_files(esc10: Path, fold: int = 4) -> list[tuple[Path, str]]:
 
 
 def caption(earshot: Path, bundle: Path, files: Sequence[Path]) -> list[dict[str, Any]]:
-    cmd = [str(earshot), "caption", "--model", str(bundle), "--format", "jsonl", *map(str, files)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    from earshot_train.measure_v2 import run_caption
+
+    return run_caption(earshot, bundle, files)
 
 
 def signals(out: Path, sr: int = 16000, seconds: float = 20.0) -> list[Path]:

@@ -44,7 +44,7 @@ import soundfile as sf
 from earshot_train.audio_io import load_audio
 from earshot_train.bundle_decode import BundleDecoder, repeats
 from earshot_train.corpus import CorpusConfig, corpus_dir, read_manifest
-from earshot_train.corpus_v2.build import names_class
+from earshot_train.corpus_v2.build import names_all, names_class
 from earshot_train.corpus_v2.curate import read_manifest as read_curated
 from earshot_train.corpus_v2.taxonomy import load_taxonomy
 from earshot_train.shared import REPO_ROOT, shared_dir
@@ -142,7 +142,8 @@ def measure(
     held = [r for r in cur if r["split"] == "test" and r["collection"] not in ("esc10", "generated")]
     res: dict[str, Any] = {"bundle": man["name"], "threshold": threshold}
 
-    def score_files(name: str, items: list[tuple[Path, list[str]]], extra: dict | None = None) -> dict:
+    def score_files(name: str, items: list[tuple[Path, list[str]]], rows: dict | None = None) -> tuple:
+        """Scores ``items`` (path, classes) on ``rows`` (windows by file; default: run the binary)."""
         if not items:
             return {
                 "files": 0,
@@ -152,14 +153,15 @@ def measure(
                 "degenerate": 0,
                 "worst_classes": {},
             }, []
-        rows = _by_file(run_caption(earshot, bundle, [p for p, _ in items]))
+        if rows is None:
+            rows = _by_file(run_caption(earshot, bundle, [p for p, _ in items]))
         first_right, win_right, win_n, all_rows = 0, 0, 0, []
         per_class: dict[str, list[int]] = defaultdict(list)
         for p, cls in items:
             ws = rows.get(str(p), [])
             if not ws:
                 raise RuntimeError(f"{name}: the binary printed no window for {p}")
-            ok = [all(names_class(w["caption"], classes[c]) for c in cls) for w in ws]
+            ok = [names_all(w["caption"], cls, classes) for w in ws]
             first_right += ok[0]
             win_right += sum(ok)
             win_n += len(ok)
@@ -173,17 +175,15 @@ def measure(
             "windows": win_n,
             "degenerate": sum(bool(repeats(r["caption"], once)) for r in all_rows),
             "worst_classes": {k: f"{sum(v)}/{len(v)}" for k, v in worst},
-            **(extra or {}),
         }, all_rows
 
     esc_items = [(root / r["file"], [r["class"]]) for r in esc]
     res["esc10_fold4"], esc_rows = score_files("esc10_fold4", esc_items)
-    for half in ("val", "test"):
+    for half in ("val", "test"):  # the halves from the same run of the binary
         sub = [(root / r["file"], [r["class"]]) for r in esc if r["split"] == half]
-        res[f"esc10_fold4_{half}"], _ = score_files(f"esc10_fold4_{half}", sub)
-    res["heldout"], held_rows = score_files(
-        "heldout", [(_playable(root / r["file"], work), [r["class"]]) for r in held]
-    )
+        res[f"esc10_fold4_{half}"], _ = score_files(f"esc10_fold4_{half}", sub, _by_file(esc_rows))
+    held_items = [(_playable(root / r["file"], work), [r["class"]]) for r in held]
+    res["heldout"], held_rows = score_files("heldout", held_items)
     cdir = corpus_dir(CorpusConfig.load(REPO_ROOT / "train" / "configs" / "corpus-v2.toml"))
     mixes = read_manifest(cdir, ["test_mix"])
     res["mix"], mix_rows = score_files("mix", [(cdir / r["audio"], r["sources"]) for r in mixes])
@@ -222,26 +222,30 @@ def measure(
         first.setdefault(r["file"], r["caption"])
     same = sum(dec.decode(load_audio(Path(f), dec.spec.sample_rate)).text == c for f, c in first.items())
     res["python_agreement_esc10_fold4"] = round(same / len(first), 4)
-    res["thresholds"] = threshold_table(bundle, man, esc_rows, held_rows, classes, esc + held, val_clips)
+    truth = {str(p): cls[0] for p, cls in esc_items + held_items}
+    res["thresholds"] = threshold_table(bundle, man, esc_rows, held_rows, classes, truth, val_clips)
     confs = [w.get("confidence") for w in everything if w.get("confidence") is not None]
     res["confident_share"] = round(float(np.mean([c >= threshold for c in confs])), 4) if confs else None
     return res
 
 
 def threshold_table(
-    bundle: Path, man: dict, esc_rows, held_rows, classes, cur_rows, val_clips: Path | None = None
+    bundle: Path,
+    man: dict,
+    esc_rows,
+    held_rows,
+    classes,
+    truth: dict[str, str],
+    val_clips: Path | None = None,
 ) -> list[dict]:
     """Emitted / wrong per ``min_confidence`` on validation (the calibration clips, when
     ``<bundle>.val-clips.json`` is there) and on the binary's first windows of ESC-10 fold 4 and the
-    held-out recordings. "Wrong": the caption does not name the file's class."""
+    held-out recordings. "Wrong": the caption does not name the file's class (``truth``: the class of
+    each file as the binary was given it)."""
     conf = man.get("confidence")
     if not conf:
         return []
     t_fit = float(conf["fit"].get("threshold", 0.5))
-    truth = {}
-    root = shared_dir()
-    for r in cur_rows:
-        truth[str(root / r["file"])] = r["class"]
     sets: dict[str, list[tuple[float, bool]]] = {}
     vc = val_clips or bundle.parent / (bundle.name + ".val-clips.json")
     if vc.is_file():
@@ -253,7 +257,7 @@ def threshold_table(
         seen: dict[str, tuple[float, bool]] = {}
         for w in rows:
             f = w["file"]
-            cls = truth.get(f) or truth.get(_orig_of(f, truth))
+            cls = truth.get(f)
             if f in seen or cls is None or w.get("confidence") is None:
                 continue
             seen[f] = (float(w["confidence"]), names_class(w["caption"], classes[cls]))
@@ -266,18 +270,6 @@ def threshold_table(
             row[name] = {"emitted": len(kept), "of": len(v), "wrong": len(kept) - sum(kept)}
         out.append(row)
     return out
-
-
-def _orig_of(played: str, truth: dict[str, str]) -> str:
-    """The original path of an Opus file converted for the binary (``<collection>__<stem>.wav``)."""
-    name = Path(played).name
-    if "__" not in name:
-        return played
-    coll, stem = name[:-4].split("__", 1)
-    for k in truth:
-        if f"/{coll}/" in k and Path(k).stem == stem:
-            return k
-    return played
 
 
 def markdown(res: dict) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from earshot_train.corpus import CorpusConfig, corpus_dir
+from earshot_train.corpus_v2.build import collection_of
 from earshot_train.corpus_v2.taxonomy import load_taxonomy
 from earshot_train.measure_v2 import markdown as measure_markdown
 from earshot_train.shared import REPO_ROOT, shared_dir
@@ -33,14 +34,7 @@ def collections_used(cdir: Path) -> Counter:
             r = json.loads(line)
             if r["split"] != "train":
                 continue
-            for ev in r["events"]:
-                f = ev["file"]
-                if f.startswith("data/sounds/"):
-                    n[f.split("/")[2]] += 1
-                elif f.startswith("data/"):
-                    n[f.split("/")[1]] += 1
-                else:  # "gen:<recipe>": made by earshot's own code
-                    n["generated"] += 1
+            n.update(collection_of(ev["file"]) for ev in r["events"])
     return n
 
 

@@ -46,7 +46,13 @@ from earshot_train.audio_io import load_audio
 from earshot_train.corpus import cache_root
 from earshot_train.corpus_v2.curate import read_manifest as read_curated
 from earshot_train.corpus_v2.grammar import Grammar
-from earshot_train.corpus_v2.render import RenderSpec, generate_nothing, mix_events, render_clip
+from earshot_train.corpus_v2.render import (
+    RenderSpec,
+    generate_nothing,
+    mix_events,
+    nothing_recipes,
+    render_clip,
+)
 from earshot_train.corpus_v2.taxonomy import SourceClass, load_taxonomy, noun_pattern
 from earshot_train.shared import shared_dir
 
@@ -72,6 +78,22 @@ def names_class(caption: str, c: SourceClass) -> bool:
     if c.id == "nothing":
         return any(w in text for w in ("silence", "quiet", "nothing", "noise", "hum", "tone", "no sound"))
     return bool(noun_pattern(c.nouns).search(text))
+
+
+def names_all(caption: str, class_ids: Sequence[str], classes: dict[str, SourceClass]) -> bool:
+    """Whether ``caption`` names every class of ``class_ids`` (the source accuracy of corpus v2)."""
+    return all(names_class(caption, classes[c]) for c in class_ids)
+
+
+def collection_of(path: str) -> str:
+    """The collection of an event file: ``data/sounds/<c>/...`` or ``data/<c>/...``; ``generated``
+    for the "nothing" recipes made by code (``gen:<recipe>``)."""
+    parts = path.split("/")
+    if path.startswith("data/sounds/"):
+        return parts[2]
+    if path.startswith("data/"):
+        return parts[1]
+    return "generated"
 
 
 def _load(path: str, root: Path, cache: dict[str, np.ndarray]) -> np.ndarray:
@@ -131,8 +153,6 @@ def _plan_split(
             )
         )
     gen = sorted(files.get("nothing", []))
-    from earshot_train.corpus_v2.render import nothing_recipes
-
     # recipe indices differ per split, so no generated clip is in two splits
     offset = 7 * 1000 * ("train", "val", "test").index(split)
     recipes = [f"gen:{r}" for r in nothing_recipes(offset + n_nothing)[offset:]]
@@ -158,8 +178,7 @@ def build(
     for r in rows:
         if r["action"] != "keep" or not r["class"]:
             continue
-        path = r["file"] if r["file"].startswith(("gen:", "data/")) else r["file"]
-        by_split[r["split"]][r["class"]].append(path)
+        by_split[r["split"]][r["class"]].append(r["file"])
     spec = RenderSpec(sample_rate=SAMPLE_RATE, window_s=WINDOW_S)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
