@@ -9,7 +9,8 @@ Sections (all optional except where a command needs them; see ``train/configs/*.
   splits (train/val), feature_cache
 - ``[teacher]`` weights (``shared`` = pretrained mn04 from the shared folder, ``random`` = seeded random
   init, for tests without shared data)
-- ``[model]`` encoder (cnn | tcn | effb2 | teacher_frames), ``[model.cnn]``,
+- ``[model]`` encoder (cnn | tcn | effb2 | teacher_frames), tag_token (teacher_frames: one extra
+  memory row from mn04's AudioSet tag probabilities, ``models.captioner.TagToken``), ``[model.cnn]``,
   ``[model.tcn]``, ``[model.effb2]``, ``[model.decoder]``
 - ``[loss]`` ce, seq_kd, enc_mse, enc_infonce (weights), label_smoothing, seq_kd_label_smoothing,
   proj_dim, temperature, max_logit_scale
@@ -57,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {
         "encoder": "cnn",
         "teacher_dim": 384,
+        "tag_token": False,  # teacher_frames: append a memory row from mn04's tag probabilities
         "cnn": {},
         "tcn": {},
         "effb2": {},

@@ -295,16 +295,25 @@ def export_bundle(
 
 
 class TeacherEncoder(nn.Module):
-    """mn04 as a bundle encoder: mel [B, 128, T] -> memory = frequency-pooled frames [B, T', 384]."""
+    """mn04 as a bundle encoder: mel [B, 128, T] -> memory = frequency-pooled frames [B, T', 384].
 
-    def __init__(self, mn04: nn.Module):
+    With the trained ``tag_token`` (``model.tag_token``) the memory is [B, T' + 1, 384]: the frames and
+    the row made from the tag probabilities, computed by the run's own (frozen) copy of mn04's head, so
+    the bundle sees what training saw; ``tags`` are those logits.
+    """
+
+    def __init__(self, mn04: nn.Module, tag_token: nn.Module | None = None):
         super().__init__()
         self.mn04 = mn04
+        self.tag_token = tag_token
         self.out_dim = 384
 
     def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
         o = self.mn04(mel)
-        return {"memory": o["frames"], "emb": o["emb"], "tags": o["logits"]}
+        if self.tag_token is None:
+            return {"memory": o["frames"], "emb": o["emb"], "tags": o["logits"]}
+        logits = self.tag_token.logits(o["emb"])
+        return {"memory": self.tag_token.append(o["frames"], logits), "emb": o["emb"], "tags": logits}
 
 
 LICENCES = [
@@ -333,7 +342,9 @@ def export_run(cfg: dict[str, Any], out: Path, which: str = "best") -> dict[str,
             mn04 = MN04().eval()
         else:
             mn04 = load_mn04(default_mn04_dir())
-        model = Captioner(TeacherEncoder(mn04), model.decoder).eval()
+        model = Captioner(
+            TeacherEncoder(mn04, getattr(model.encoder, "tag_token", None)), model.decoder
+        ).eval()
         spec = MN04_FRONTEND
     else:
         spec = trainer.input_spec(cfg)

@@ -282,7 +282,8 @@ def input_spec(cfg: dict[str, Any]) -> FrontendSpec:
 
 
 def build_model(cfg: dict[str, Any], vocab_size: int) -> Captioner:
-    return build_captioner(cfg["model"], vocab_size, input_spec(cfg).n_mels)
+    model_cfg = dict(cfg["model"], tag_token_weights=cfg["teacher"]["weights"])
+    return build_captioner(model_cfg, vocab_size, input_spec(cfg).n_mels)
 
 
 # ------------------------------------------------------------------------------------------ run setup

@@ -135,3 +135,25 @@ def test_build_captioner_kinds():
     assert logits.shape == (2, 2, 9) and enc["emb"].shape == (2, 8)
     with pytest.raises(ValueError):
         build_captioner({"encoder": "nope"}, 9, 64)
+
+
+def test_tag_token_memory_is_the_same_in_training_and_in_the_bundle_encoder():
+    """The cached-frames training encoder and the exported mn04 encoder append the same tag row."""
+    from earshot_train.export import TeacherEncoder
+    from earshot_train.models.captioner import FramesWithTags, mn04_tag_token
+    from earshot_train.teacher.mn04 import MN04
+
+    torch.manual_seed(3)
+    mn04 = MN04().eval()
+    token = mn04_tag_token(384, weights="random")
+    token.head.load_state_dict(torch.nn.Sequential(*list(mn04.classifier)[2:]).state_dict())
+    mel = torch.randn(2, 128, 200)
+    with torch.no_grad():
+        frames = mn04(mel)["frames"]
+        train_out = FramesWithTags(384, token)(frames)
+        bundle_out = TeacherEncoder(mn04, token)(mel)
+    assert train_out["memory"].shape == (2, frames.shape[1] + 1, 384)
+    torch.testing.assert_close(train_out["memory"], bundle_out["memory"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(train_out["tags"], mn04(mel)["logits"], rtol=1e-4, atol=1e-4)
+    assert not any(p.requires_grad for p in token.head.parameters())
+    assert all(p.requires_grad for p in token.proj.parameters())

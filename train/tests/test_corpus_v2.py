@@ -182,10 +182,27 @@ def test_render_rejects_bad_spec_and_input():
 def test_mix_events_modes():
     rng = np.random.default_rng(0)
     a, b = np.ones(1000, np.float32), np.ones(500, np.float32)
-    assert len(mix_events(a, b, "then", rng)) >= 1500
-    assert len(mix_events(a, b, "while", rng)) == 1000
+    assert len(mix_events(a, b, "then", rng, window=10_000)) >= 1500
+    assert len(mix_events(a, b, "while", rng, window=10_000)) == 1000
     with pytest.raises(ValueError):
-        mix_events(a, b, "after", rng)
+        mix_events(a, b, "after", rng, window=10_000)
+
+
+@pytest.mark.parametrize("mode", ["then", "while"])
+def test_mix_events_keep_both_long_events_inside_the_window(mode):
+    """Recordings longer than the window are cut before mixing, so neither event falls outside it
+    (corpus v2 builder 2 mixed whole recordings and cut afterwards)."""
+    window = 1000
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        a = np.zeros(5000, np.float32)
+        a[3000:3100] = 1.0  # the event of a sparse recording
+        b = np.full(7000, 0.5, np.float32)
+        y = mix_events(a, b, mode, rng, window=window)
+        assert len(y) <= window
+        b_level = 0.5 * 10 ** (-6 / 20)  # b's peak is scaled to within -6..+6 dB of a's
+        assert np.max(np.abs(y)) >= 1.0 - 1e-6, "a's event was cut away"
+        assert np.count_nonzero(np.abs(y) >= b_level * 0.99) >= 100, "b is missing"
 
 
 def test_nothing_recipes_generate_silence_noise_hum_and_tones():

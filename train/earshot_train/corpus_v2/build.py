@@ -56,7 +56,9 @@ from earshot_train.corpus_v2.render import (
 from earshot_train.corpus_v2.taxonomy import SourceClass, load_taxonomy, noun_pattern
 from earshot_train.shared import shared_dir
 
-BUILDER_VERSION = 2
+#: 3: mixtures fit in the window (``render.mix_events(window=...)``); in version 2 a mixture with a
+#: recording longer than the window was cut afterwards and could lose its second event
+BUILDER_VERSION = 3
 #: one-event captions also as "the sound of X" / "X can be heard". Off: those forms never begin a
 #: two-event caption, so beam search (length-normalised) settled on them for mixtures and named one
 #: source in 99 % of held-out mixtures (student-v2 at 8 and 18 epochs, train/results/).
@@ -212,7 +214,11 @@ def build(
                 nrng = np.random.default_rng([seed, ("train", "val", "test").index(split), i])
                 prng = random.Random(f"{seed}/{split}/{i}")
                 xs = [_load(s, root, audio_cache) for s in srcs]
-                x = xs[0] if len(xs) == 1 else mix_events(xs[0], xs[1], mode, nrng)
+                x = (
+                    xs[0]
+                    if len(xs) == 1
+                    else mix_events(xs[0], xs[1], mode, nrng, int(SAMPLE_RATE * WINDOW_S))
+                )
                 if kind == "nothing":
                     # nothing: no extra resampling/noise draw beyond the recipe; level still spread
                     y, info = render_clip(x, RenderSpec(SAMPLE_RATE, WINDOW_S, p_resample=0.0), nrng)

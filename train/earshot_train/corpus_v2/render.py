@@ -31,6 +31,7 @@ __all__ = [
     "render_clip",
     "resample_with",
     "mix_events",
+    "excerpt",
     "nothing_recipes",
     "generate_nothing",
     "RESAMPLERS",
@@ -133,33 +134,55 @@ def render_clip(x: np.ndarray, spec: RenderSpec, rng: np.random.Generator) -> tu
     return np.clip(out, -1.0, 1.0).astype(np.float32), info
 
 
+def excerpt(x: np.ndarray, max_len: int, rng: np.random.Generator) -> np.ndarray:
+    """``x`` itself when it fits in ``max_len`` samples, else a ``max_len`` excerpt drawn among those
+    holding at least half the energy of the loudest one, so a long, sparse recording still gives its
+    event and a dense one a random part."""
+    if len(x) <= max_len:
+        return x
+    c = np.concatenate([[0.0], np.cumsum(np.asarray(x, np.float64) ** 2)])
+    energy = c[max_len:] - c[: len(c) - max_len]  # energy of x[s : s + max_len] for every start s
+    starts = np.flatnonzero(energy >= 0.5 * energy.max())
+    s = int(rng.choice(starts))
+    return x[s : s + max_len]
+
+
 def mix_events(
     a: np.ndarray,
     b: np.ndarray,
     mode: str,
     rng: np.random.Generator,
+    window: int,
     snr_db: tuple[float, float] = (-6.0, 6.0),
 ) -> np.ndarray:
-    """Two clips as one event pair: ``"while"`` overlaps them, ``"then"`` puts ``b`` after ``a``.
+    """Two clips as one event pair that fits in ``window`` samples, so both events are in the window
+    the model sees: ``"while"`` overlaps them, ``"then"`` puts ``b`` after ``a`` (``a`` takes 35–60 %
+    of the window at most, then a gap, then ``b`` in what is left). Longer clips are cut to their
+    loudest excerpt (:func:`excerpt`).
 
     ``b`` is scaled to a peak ratio uniform over ``snr_db`` relative to ``a``; the result is not
     normalised (pass it to :func:`render_clip`, which sets the level).
     """
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
+    if mode == "then":
+        a = excerpt(a, int(window * rng.uniform(0.35, 0.6)), rng)
+        gap = np.zeros(int(rng.integers(0, max(1, len(a) // 4))), np.float32)
+        b = excerpt(b, window - len(a) - len(gap), rng)
+    elif mode == "while":
+        a, b = excerpt(a, window, rng), excerpt(b, window, rng)
+    else:
+        raise ValueError(f"mix_events: mode must be 'while' or 'then', got {mode!r}")
     pa, pb = float(np.max(np.abs(a))) or 1.0, float(np.max(np.abs(b))) or 1.0
     b = b * (pa / pb) * 10 ** (float(rng.uniform(*snr_db)) / 20)
     if mode == "then":
-        gap = np.zeros(int(rng.integers(0, max(1, len(a) // 4))), np.float32)
         return np.concatenate([a, gap, b])
-    if mode == "while":
-        n = max(len(a), len(b))
-        out = np.zeros(n, np.float32)
-        out[: len(a)] += a
-        start = int(rng.integers(0, n - len(b) + 1))
-        out[start : start + len(b)] += b
-        return out
-    raise ValueError(f"mix_events: mode must be 'while' or 'then', got {mode!r}")
+    n = max(len(a), len(b))
+    out = np.zeros(n, np.float32)
+    out[: len(a)] += a
+    start = int(rng.integers(0, n - len(b) + 1))
+    out[start : start + len(b)] += b
+    return out
 
 
 _KINDS = ("silence", "white", "pink", "hum50", "hum60", "tone", "sweep")

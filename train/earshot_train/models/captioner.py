@@ -24,6 +24,59 @@ class IdentityEncoder(nn.Module):
         return {"memory": frames, "emb": frames.mean(dim=1)}
 
 
+class TagToken(nn.Module):
+    """One extra memory row made from mn04's own AudioSet tag probabilities (``model.tag_token``).
+
+    mn04's tag head is a small MLP on the pooled embedding, a function the decoder's cross-attention
+    (weighted means of linearly projected frames) cannot compute; appending ``proj(sigmoid(logits))``
+    to the frame sequence lets the decoder read which sources mn04 hears, two at once in a mixture.
+    ``head`` is mn04's classifier after its pooling (frozen, ``emb`` [B, 384] -> logits [B, 527]);
+    ``proj`` (527 -> frame dim) is trained with the decoder. The bundle's encoder graph appends the
+    same row (``export.TeacherEncoder``), so memory is [B, T' + 1, D] in training and at runtime.
+    """
+
+    def __init__(self, head: nn.Module, n_tags: int, dim: int):
+        super().__init__()
+        self.head = head
+        for p in self.head.parameters():
+            p.requires_grad_(False)
+        self.proj = nn.Linear(n_tags, dim)
+
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        self.head.eval()  # its dropout stays off while the decoder trains
+        return self.head(emb)
+
+    def append(self, frames: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        token = self.proj(torch.sigmoid(logits)).unsqueeze(1)
+        return torch.cat([frames, token], dim=1)
+
+
+def mn04_tag_token(dim: int, weights: str = "shared") -> TagToken:
+    """A :class:`TagToken` on mn04's pretrained tag head (``weights = "random"``: seeded random mn04,
+    for tests without the shared folder)."""
+    from earshot_train.teacher.mn04 import MN04, load_mn04
+
+    mn04 = load_mn04() if weights == "shared" else MN04().eval()
+    head = nn.Sequential(*list(mn04.classifier)[2:])  # after AdaptiveAvgPool2d + Flatten
+    return TagToken(head, mn04.n_classes, dim)
+
+
+class FramesWithTags(nn.Module):
+    """Training encoder for cached mn04 frames with the tag row appended (see :class:`TagToken`)."""
+
+    def __init__(self, dim: int, tag_token: TagToken):
+        super().__init__()
+        self.out_dim = dim
+        self.tag_token = tag_token
+
+    def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        if frames.dim() != 3 or frames.shape[2] != self.out_dim:
+            raise ValueError(f"expected frames [B, T, {self.out_dim}], got {tuple(frames.shape)}")
+        emb = frames.mean(dim=1)
+        logits = self.tag_token.logits(emb)
+        return {"memory": self.tag_token.append(frames, logits), "emb": emb, "tags": logits}
+
+
 def build_encoder(model_cfg: dict[str, Any], n_mels: int) -> nn.Module:
     kind = model_cfg.get("encoder", "cnn")
     if kind == "cnn":
@@ -41,7 +94,10 @@ def build_encoder(model_cfg: dict[str, Any], n_mels: int) -> nn.Module:
 
         return EfficientNetB2Encoder(**model_cfg.get("effb2", {}))
     if kind == "teacher_frames":
-        return IdentityEncoder(int(model_cfg.get("teacher_dim", 384)))
+        dim = int(model_cfg.get("teacher_dim", 384))
+        if model_cfg.get("tag_token"):
+            return FramesWithTags(dim, mn04_tag_token(dim, model_cfg.get("tag_token_weights", "shared")))
+        return IdentityEncoder(dim)
     raise ValueError(f"model.encoder must be 'cnn', 'tcn', 'effb2' or 'teacher_frames', got {kind!r}")
 
 
