@@ -206,8 +206,6 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ValueError("data.max_len must be >= 1")
     if e["kind"] == "teacher" and cfg["model"]["encoder"] != "teacher_frames":
         raise ValueError("a teacher experiment uses model.encoder = 'teacher_frames'")
-    if e["kind"] == "student" and cfg["model"]["encoder"] == "teacher_frames":
-        raise ValueError("a student experiment needs model.encoder = 'cnn', 'tcn' or 'effb2'")
     if e["kind"] == "student" and (loss["seq_kd"] or loss["enc_mse"] or loss["enc_infonce"]):
         if not cfg["data"]["teacher"]:
             raise ValueError("KD losses need data.teacher (the teacher experiment's name)")

@@ -334,7 +334,7 @@ def export_run(cfg: dict[str, Any], out: Path, which: str = "best") -> dict[str,
     model, tok = trainer.load_trained(cfg, which)
     kind = cfg["experiment"]["kind"]
     memory_len = "full"
-    if kind == "teacher":
+    if cfg["model"]["encoder"] == "teacher_frames":  # mn04 in the bundle (teachers and mn04 students)
         from earshot_train.teacher.mn04 import MN04, MN04_FRONTEND, default_mn04_dir, load_mn04
 
         if cfg["teacher"]["weights"] == "random":
@@ -377,16 +377,18 @@ def export_run(cfg: dict[str, Any], out: Path, which: str = "best") -> dict[str,
         },
         licences=corpus_licences(cdir) if (cdir / "corpus_info.json").is_file() else LICENCES,
         parity_audio=audio,
-        tags=_tags_section(cfg, kind),
+        tags=_tags_section(cfg),
     )
 
 
-def _tags_section(cfg: dict[str, Any], kind: str) -> dict[str, Any] | None:
+def _tags_section(cfg: dict[str, Any]) -> dict[str, Any] | None:
     ex = cfg["export"]
     if not ex.get("tags"):
         return None
-    if kind != "teacher":
-        raise ValueError("export.tags needs an mn04 encoder (kind = 'teacher'): only it has the tag head")
+    if cfg["model"]["encoder"] != "teacher_frames":
+        raise ValueError(
+            "export.tags needs the mn04 encoder (model.encoder = 'teacher_frames'): only it has the tag head"
+        )
     from earshot_train.teacher.mn04 import mn04_labels
 
     return {"labels": mn04_labels(), "top_k": ex["tags_top_k"], "min_score": ex["tags_min_score"]}

@@ -111,7 +111,7 @@ def model_size(run_cfg: dict[str, Any]) -> dict[str, Any]:
     seconds = float(run_cfg["export"]["window_seconds"])
     out: dict[str, Any] = {}
     dec_params = sum(p.numel() for p in model.decoder.parameters())
-    if run_cfg["experiment"]["kind"] == "teacher":
+    if run_cfg["model"]["encoder"] == "teacher_frames":
         from earshot_train.frontend import MN04_FRONTEND
         from earshot_train.teacher.mn04 import default_mn04_dir, load_mn04
 

@@ -300,7 +300,7 @@ class Run:
         cdir, rows = corpus_info(cfg)
         self.cdir, self.rows = cdir, limit_captions(rows, float(cfg["data"]["caption_fraction"]))
         self.by_id = {r["id"]: r for r in self.rows}
-        if self.kind == "teacher":
+        if cfg["model"]["encoder"] == "teacher_frames":  # teachers, and students on mn04's frames
             from earshot_train.teacher_cache import default_out_dir
 
             if dist.is_main():

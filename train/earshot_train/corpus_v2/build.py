@@ -82,9 +82,17 @@ def names_class(caption: str, c: SourceClass) -> bool:
     return bool(noun_pattern(c.nouns).search(text))
 
 
-def names_all(caption: str, class_ids: Sequence[str], classes: dict[str, SourceClass]) -> bool:
-    """Whether ``caption`` names every class of ``class_ids`` (the source accuracy of corpus v2)."""
-    return all(names_class(caption, classes[c]) for c in class_ids)
+def names_all(
+    caption: str, class_ids: Sequence[str], classes: dict[str, SourceClass], broad: bool = False
+) -> bool:
+    """Whether ``caption`` names every class of ``class_ids`` (the source accuracy of corpus v2).
+    ``broad``: a class is also named by one of its narrower classes (taxonomy ``includes``: "a woman
+    speaks" names "a person speaks", "a piano plays" names "music")."""
+    return all(
+        names_class(caption, classes[c])
+        or (broad and any(names_class(caption, classes[n]) for n in classes[c].includes))
+        for c in class_ids
+    )
 
 
 def collection_of(path: str) -> str:

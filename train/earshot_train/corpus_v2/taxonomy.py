@@ -33,6 +33,8 @@ class SourceClass:
     bed: bool
     match: tuple[re.Pattern[str], ...]
     audioset: tuple[str, ...]
+    #: narrower classes a caption may name instead (``measure_v2``'s broad source accuracy only)
+    includes: tuple[str, ...] = ()
 
 
 def noun_pattern(nouns: tuple[str, ...] | list[str]) -> re.Pattern[str]:
@@ -100,6 +102,12 @@ def load_taxonomy(
                 bed=bool(c.get("bed", False)),
                 match=match,
                 audioset=tuple(c["audioset"]),
+                includes=tuple(c.get("includes", ())),
             )
         )
+    ids = {c.id for c in out}
+    for c in out:
+        unknown = [i for i in c.includes if i not in ids or i == c.id]
+        if unknown:
+            raise ValueError(f"{p}: class {c.id}: includes: not other class ids: {unknown}")
     return out
