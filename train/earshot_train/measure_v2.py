@@ -16,16 +16,16 @@ File sets (the targets of issue 14):
   pure tones, mains hum with harmonics and sweeps at 16/44.1/48 kHz and several levels;
 - ``random_shared``: 300 random files of ``../shared/data`` (seeded), for degenerate captions only.
 
-Scoring, per window the binary prints: a window of a file of class ``c`` is right when its caption
-names ``c`` (:func:`corpus_v2.build.names_class`); the *broad rule* (``source_accuracy_broad``) also
-counts a caption that names one of ``c``'s narrower classes (taxonomy ``includes``: "a woman speaks" for
-a speech file whose speaker the label does not give, "a piano plays" for "music"); a file's score
-is its first window's (every file of ESC-10 and most held-out clips are one window) and, for long
-recordings, the share of right windows is reported too. A "nothing" window passes when its confidence is below ``--threshold`` (default: the
-bundle's fitted threshold) or its caption names no source class. Degenerate: a repeated trigram,
-content noun or clause (:func:`bundle_decode.repeats`). ``python_agreement``: the same ESC-10 files
-decoded by the Python pipeline (``BundleDecoder`` on scipy-resampled audio) — the share of identical
-captions.
+Scoring, per window the binary prints: a window of a file of class ``c`` is right when its caption names
+``c`` (:func:`corpus_v2.build.names_class`); the *broad rule* (``source_accuracy_broad``) also counts a
+caption that names one of ``c``'s narrower classes (taxonomy ``includes``: "a woman speaks" for a speech
+file whose speaker the label does not give, "a piano plays" for "music"); a file's score is its first
+window's (every file of ESC-10 and most held-out clips are one window) and, for long recordings, the
+share of right windows is reported too. A "nothing" window passes when its confidence is below
+``--threshold`` (default: the bundle's fitted threshold) or its caption names no source class.
+Degenerate: a repeated trigram, content noun or clause (:func:`bundle_decode.repeats`).
+``python_agreement``: the same ESC-10 files decoded by the Python pipeline (``BundleDecoder`` on scipy-
+resampled audio) — the share of identical captions.
 """
 
 from __future__ import annotations
