@@ -101,31 +101,42 @@ def _fit_on_val(
     ngram: int,
     write: bool,
     threshold: bool = False,
+    clips: Sequence[tuple[str, str, Path, list[str]]] | None = None,
+    split: str = "val",
 ) -> dict[str, Any]:
-    """Decode the ``val`` clips of ``corpus`` with the bundle's search plus repetition control
-    (``once_words = words_of(vocab)``), fit the confidence on ``is_right(caption, sources)``, and
-    write both into the manifest when ``write``."""
+    """Decode the ``val`` clips of ``corpus`` (or ``clips``: (id, kind, audio path, sources)) with the
+    bundle's search plus repetition control (``once_words = words_of(vocab)``), fit the confidence on
+    ``is_right(caption, sources)``, and write both into the manifest when ``write``."""
     m = json.loads((bundle / "manifest.json").read_text())
     search_ = {**m["search"], "no_repeat_ngram": ngram, "once_words": words_of(BundleDecoder(bundle).vocab)}
     dec = BundleDecoder(bundle, {**m, "search": search_})
     sr = dec.spec.sample_rate
-    scores, right, clips = [], [], []
-    for r in read_manifest(corpus, ["val"]):
-        d = dec.decode(load_audio(corpus / r["audio"], sr))
-        ok = bool(is_right(d.text, r["sources"]))
+    if clips is None:
+        clips = [
+            (r["id"], r["kind"], corpus / r["audio"], r["sources"]) for r in read_manifest(corpus, ["val"])
+        ]
+    scores, right, out = [], [], []
+    for cid, kind, audio, sources in clips:
+        d = dec.decode(load_audio(audio, sr))
+        ok = bool(is_right(d.text, sources))
         scores.append(d.score)
         right.append(float(ok))
-        clips.append({"id": r["id"], "kind": r["kind"], "caption": d.text, "score": d.score, "right": ok})
-    section = confidence_section(scores, right, target, generator, threshold)
+        out.append({"id": cid, "kind": kind, "caption": d.text, "score": d.score, "right": ok})
+    section = confidence_section(scores, right, target, generator, threshold, split)
     if write:
         m["search"] = search_
         m["confidence"] = section
         (bundle / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
-    return {"search": search_, "confidence": section, "clips": clips}
+    return {"search": search_, "confidence": section, "clips": out}
 
 
 def confidence_section(
-    scores: Sequence[float], right: Sequence[float], target: str, generator: str, threshold: bool = False
+    scores: Sequence[float],
+    right: Sequence[float],
+    target: str,
+    generator: str,
+    threshold: bool = False,
+    split: str = "val",
 ) -> dict[str, Any]:
     """The manifest's ``confidence`` section: Platt ``a``, ``b`` fitted on validation ``scores``
     (mean token log-probabilities) against ``right``, with the calibration error there and, when
@@ -134,7 +145,7 @@ def confidence_section(
     a, b = fit_platt(s, y)
     conf = 1.0 / (1.0 + np.exp(-(a * s + b)))
     fit: dict[str, Any] = {
-        "split": "val",
+        "split": split,
         "n": len(s),
         "ece": round(ece(conf, y), 4),
         "bins": 10,
@@ -158,26 +169,62 @@ def threshold_for(conf: np.ndarray, y: np.ndarray, max_wrong: float = 0.10) -> t
     return 1.0, 0.0, 0.0
 
 
-def calibrate_v2(bundle: Path, corpus: Path, ngram: int = 3, write: bool = True) -> dict[str, Any]:
-    """:func:`calibrate` for a corpus-v2 bundle: the already rendered ``val`` clips of ``corpus``; a
-    caption is right when it names every class of the clip (``corpus_v2.build.names_class``); the
-    once-words are the taxonomy's source nouns in the vocabulary. Also fits the threshold at which at
-    most 10 % of the captions kept name a wrong source (``fit.threshold``)."""
-    from earshot_train.corpus_v2.build import names_all
-    from earshot_train.corpus_v2.taxonomy import load_taxonomy
+#: ``calibrate --v2 --on``: what the confidence is fitted on (both from the validation split only)
+V2_SETS = {
+    "rendered": "val",
+    "files": "val: original files of the curated val split (first window), rendered val mixtures and nothing",
+}
 
+
+def calibrate_v2(
+    bundle: Path, corpus: Path, ngram: int = 3, write: bool = True, on: str = "rendered"
+) -> dict[str, Any]:
+    """:func:`calibrate` for a corpus-v2 bundle: a caption is right when it names every class of the
+    clip (``corpus_v2.build.names_class``); the once-words are the taxonomy's source nouns in the
+    vocabulary. Also fits the threshold at which at most 10 % of the captions kept name a wrong source
+    (``fit.threshold``).
+
+    ``on = "rendered"``: the rendered ``val`` windows of ``corpus``. ``on = "files"``: for one-event
+    clips the ORIGINAL files of the curated val split, as users give them to ``earshot caption`` (its
+    first window: the clip at the start, exact zeros after it, no added noise), plus the rendered val
+    mixtures and "nothing" windows (they have no original file). Confidences fitted on renders did not
+    carry over to real files (train/RESULTS-v2.md); the original files are closer to what users hear.
+    """
+    from earshot_train.corpus_v2.build import names_all
+    from earshot_train.corpus_v2.curate import read_manifest as read_curated
+    from earshot_train.corpus_v2.taxonomy import load_taxonomy
+    from earshot_train.shared import shared_dir
+
+    if on not in V2_SETS:
+        raise ValueError(f"calibrate --on must be one of {sorted(V2_SETS)}, got {on!r}")
     classes = {c.id: c for c in load_taxonomy()}
     nouns = {n for c in classes.values() for n in c.nouns}
+    clips = None
+    if on == "files":
+        root = shared_dir()
+        cur = [
+            r
+            for r in read_curated()
+            if r["split"] == "val" and r["action"] == "keep" and r["class"] and r["collection"] != "generated"
+        ]
+        clips = [(r["file"], "file", root / r["file"], [r["class"]]) for r in cur]
+        clips += [
+            (r["id"], r["kind"], corpus / r["audio"], r["sources"])
+            for r in read_manifest(corpus, ["val"])
+            if r["kind"] != "single"
+        ]
     return _fit_on_val(
         bundle,
         corpus,
         lambda vocab: sorted(nouns & set(vocab)),
         lambda text, sources: names_all(text, sources, classes),
         "caption names every source class of the clip (corpus v2 taxonomy)",
-        "python -m earshot_train.calibrate --v2",
+        "python -m earshot_train.calibrate --v2" + (f" --on {on}" if on != "rendered" else ""),
         ngram,
         write,
         threshold=True,
+        clips=clips,
+        split=V2_SETS[on],
     )
 
 
@@ -189,13 +236,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ngram", type=int, default=3)
     ap.add_argument("--dry-run", action="store_true", help="report only, leave manifest.json alone")
     ap.add_argument("--clips-out", type=Path, default=None, help="write per-clip results (JSON)")
-    ap.add_argument("--v2", action="store_true", help="corpus-v2 bundle: use its rendered val clips")
+    ap.add_argument("--v2", action="store_true", help="corpus-v2 bundle: use its val split")
+    ap.add_argument(
+        "--on",
+        choices=sorted(V2_SETS),
+        default="rendered",
+        help="--v2: fit on the rendered val windows "
+        "or on the original val files (+ rendered val mixtures and nothing)",
+    )
     a = ap.parse_args(argv)
     if a.v2:
         from earshot_train.corpus import corpus_dir
 
         cdir = corpus_dir(CorpusConfig.load(REPO_ROOT / "train" / "configs" / "corpus-v2.toml"))
-        res = calibrate_v2(a.bundle, cdir, a.ngram, write=not a.dry_run)
+        res = calibrate_v2(a.bundle, cdir, a.ngram, write=not a.dry_run, on=a.on)
     else:
         res = calibrate(a.bundle, a.corpus_config, a.work, a.ngram, write=not a.dry_run)
     if a.clips_out:

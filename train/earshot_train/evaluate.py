@@ -20,7 +20,7 @@ import json
 import re
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +84,13 @@ def score(
     refs: Mapping[str, Sequence[str]],
     sources: Mapping[str, Sequence[str]] | None = None,
     use_java: bool | None = None,
+    names_sources: Callable[[str, Sequence[str]], bool] = names_all_sources,
 ) -> dict[str, Any]:
     """Corpus-level metrics of ``preds`` (id → caption) against ``refs`` (id → reference captions).
 
     Every id of ``preds`` needs at least one reference. ``sources`` (id → canonical source names) adds
-    ``source_accuracy`` over the ids that have sources. Java is used when available (``use_java=None``);
+    ``source_accuracy`` over the ids that have sources, judged by ``names_sources(caption, sources)``
+    (:func:`source_rule` gives the corpus' own rule). Java is used when available (``use_java=None``);
     without it METEOR is reported as unavailable and a simple tokenizer replaces the PTB one.
     """
     if not preds:
@@ -126,7 +128,7 @@ def score(
     if sources is not None:
         with_src = [i for i in ids if sources.get(i)]
         if with_src:
-            out["source_accuracy"] = sum(names_all_sources(preds[i], sources[i]) for i in with_src) / len(
+            out["source_accuracy"] = sum(names_sources(preds[i], sources[i]) for i in with_src) / len(
                 with_src
             )
             out["source_accuracy_n"] = len(with_src)
@@ -145,6 +147,20 @@ def read_predictions(path: str | Path) -> dict[str, str]:
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise ValueError(f"{path}:{n}: expected {{'id': ..., 'caption': ...}} ({e})") from None
     return preds
+
+
+def source_rule(corpus_dir: str | Path) -> Callable[[str, Sequence[str]], bool]:
+    """How a caption names the sources of a clip of this corpus: corpus v2 (``corpus_info.json`` by
+    ``corpus_v2.build``) by its taxonomy (:func:`corpus_v2.build.names_all`), v1 by the synonym table
+    (:func:`captions.names_all_sources`)."""
+    info = Path(corpus_dir) / "corpus_info.json"
+    if info.is_file() and json.loads(info.read_text()).get("builder") == "corpus_v2.build":
+        from earshot_train.corpus_v2.build import names_all
+        from earshot_train.corpus_v2.taxonomy import load_taxonomy
+
+        classes = {c.id: c for c in load_taxonomy()}
+        return lambda caption, sources: names_all(caption, sources, classes)
+    return names_all_sources
 
 
 def evaluate_predictions(
@@ -169,12 +185,14 @@ def evaluate_predictions(
     if not groups:
         raise ValueError("no prediction matches a captioned clip of the selected splits")
     everything = [r for g in groups.values() for r in g]
+    rule = source_rule(corpus_dir)
     for name, group in [*sorted(groups.items()), ("all", everything)]:
         results[name] = score(
             {r["id"]: preds[r["id"]] for r in group},
             {r["id"]: r["captions"] for r in group},
             {r["id"]: r["sources"] for r in group},
             use_java=use_java,
+            names_sources=rule,
         )
     return results
 

@@ -3,7 +3,8 @@
 ``python -m earshot_train quantize --bundle DIR --out DIR [--mode dynamic|static] [--weight-type u8|s8]
 [--activation-type u8|s8] [--calib-clips N] [--corpus DIR] [--graphs all|encoder|decoders]`` writes a
 complete bundle: the ONNX graphs chosen by ``--graphs`` quantized, the others copied byte for byte,
-``vocab.txt`` (and ``MODEL_CARD.md``, with a note on top) copied, and the manifest unchanged except
+``vocab.txt``, the tag names when the bundle has a ``tags`` output (and ``MODEL_CARD.md``, with a note
+on top) copied, and the manifest unchanged except
 ``name`` (``-int8-<variant>`` appended) and a new ``precision`` object (the runtime's manifest parser
 ignores unknown keys: ``src/model/manifest.rs``, docs/bundle-format.md).
 
@@ -395,6 +396,9 @@ def quantize_bundle(
         how = "" if role in roles else " (float32, copied unchanged)"
         log(f"{f}: {sizes[f][0] / 1e6:.2f} MB -> {sizes[f][1] / 1e6:.2f} MB{how}")
     shutil.copyfile(vocab, dst / vocab.name)
+    tags = (manifest.get("tags") or {}).get("labels")
+    if tags:  # the tag names of the encoder's optional ``tags`` output
+        shutil.copyfile(src / tags, dst / tags)
     name = variant_name(mode, weight_type, activation_type, graphs)
     int8 = {
         "weights": ONNX_TYPES[weight_type],

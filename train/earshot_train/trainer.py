@@ -669,7 +669,7 @@ def write_teacher_outputs(cfg: dict[str, Any], run: Run | None = None) -> Path:
 
 def evaluate(cfg: dict[str, Any], split: str, which: str = "best", limit: int = 0) -> dict[str, Any]:
     """Decode ``split`` and score it; writes ``<run>/eval_<split>.json``."""
-    from earshot_train.evaluate import score
+    from earshot_train.evaluate import score, source_rule
 
     setup_threads(cfg)
     run = Run(cfg, need_kd=False)
@@ -685,7 +685,10 @@ def evaluate(cfg: dict[str, Any], split: str, which: str = "best", limit: int = 
     )
     preds = {cid: d["caption"] for cid, d in dec.items()}
     metrics = score(
-        preds, {r["id"]: r["captions"] for r in rows}, {r["id"]: r.get("sources", []) for r in rows}
+        preds,
+        {r["id"]: r["captions"] for r in rows},
+        {r["id"]: r.get("sources", []) for r in rows},
+        names_sources=source_rule(run.cdir),
     )
     res = {
         "experiment": cfg["experiment"]["name"],
