@@ -159,6 +159,7 @@ def measure(
         if rows is None:
             rows = _by_file(run_caption(earshot, bundle, [p for p, _ in items]))
         first_right, first_broad, win_right, win_n, all_rows = 0, 0, 0, 0, []
+        first_conf: list[tuple[float, bool]] = []
         per_class: dict[str, list[int]] = defaultdict(list)
         for p, cls in items:
             ws = rows.get(str(p), [])
@@ -170,6 +171,8 @@ def measure(
             )
             first_right += ok[0]
             first_broad += names_all(ws[0]["caption"], cls, classes, broad=True)
+            if ws[0].get("confidence") is not None:
+                first_conf.append((float(ws[0]["confidence"]), bool(ok[0])))
             win_right += sum(ok)
             win_n += len(ok)
             per_class["+".join(cls)].append(int(ok[0]))
@@ -179,6 +182,7 @@ def measure(
             "files": len(items),
             "source_accuracy": round(first_right / len(items), 4),
             "source_accuracy_broad": round(first_broad / len(items), 4),
+            "confidence_auc": confidence_auc(first_conf),
             "window_accuracy": round(win_right / win_n, 4),
             "windows": win_n,
             "degenerate": sum(bool(repeats(r["caption"], once)) for r in all_rows),
@@ -237,6 +241,18 @@ def measure(
     confs = [w.get("confidence") for w in everything if w.get("confidence") is not None]
     res["confident_share"] = round(float(np.mean([c >= threshold for c in confs])), 4) if confs else None
     return res
+
+
+def confidence_auc(pairs: Sequence[tuple[float, bool]]) -> float | None:
+    """How well the confidence ranks right captions above wrong ones: the probability that a random
+    right caption has a higher confidence than a random wrong one (ties count half; ROC AUC). 0.5 =
+    no better than chance; None without both kinds."""
+    right = np.array([c for c, ok in pairs if ok])
+    wrong = np.array([c for c, ok in pairs if not ok])
+    if not len(right) or not len(wrong):
+        return None
+    above = (right[:, None] > wrong[None, :]).mean() + 0.5 * (right[:, None] == wrong[None, :]).mean()
+    return round(float(above), 4)
 
 
 def threshold_table(
@@ -306,8 +322,16 @@ def markdown(res: dict) -> str:
             f"{100 * r['window_accuracy']:.1f} % of {r['windows']} | {r['degenerate']} |"
         )
     n = res["nothing"]
+    aucs = [
+        f"{k} {res[k]['confidence_auc']:.2f}"
+        for k in ("esc10_fold4", "heldout", "mix")
+        if res[k].get("confidence_auc") is not None
+    ]
     lines += [
         "",
+        "Confidence ranking of right above wrong captions (ROC AUC, first windows; 0.5 = chance): "
+        + (", ".join(aucs) or "—")
+        + ".",
         f"Nothing recognisable: {n['pass_files']} of {n['files']} generated files get no confident source.",
         f"Degenerate captions: {res['degenerate']['degenerate']} of {res['degenerate']['windows']} windows.",
         f"Python pipeline agrees with the binary on {100 * res['python_agreement_esc10_fold4']:.1f} % "

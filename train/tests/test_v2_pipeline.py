@@ -84,3 +84,39 @@ def test_shipped_confidence_refits_from_its_validation_clips():
         threshold=True,
     )
     assert sec == shipped
+
+
+def test_confidence_auc_ranks_right_above_wrong():
+    from earshot_train.measure_v2 import confidence_auc
+
+    assert confidence_auc([(0.9, True), (0.8, True), (0.2, False)]) == 1.0
+    assert confidence_auc([(0.1, True), (0.8, False)]) == 0.0
+    assert confidence_auc([(0.5, True), (0.5, False)]) == 0.5
+    assert confidence_auc([(0.5, True)]) is None
+
+
+def test_broad_rule_accepts_narrower_classes_only_for_general_ones():
+    from earshot_train.corpus_v2.build import names_all
+    from earshot_train.corpus_v2.taxonomy import load_taxonomy
+
+    classes = {c.id: c for c in load_taxonomy()}
+    assert not names_all("a woman says something", ["speech_person"], classes)
+    assert names_all("a woman says something", ["speech_person"], classes, broad=True)
+    assert names_all("a piano plays softly", ["music"], classes, broad=True)
+    # the other way round stays wrong: a general caption does not name a specific class
+    assert not names_all("someone is talking", ["speech_woman"], classes, broad=True)
+    assert not names_all("music plays", ["piano"], classes, broad=True)
+
+
+def test_taxonomy_rejects_unknown_includes(tmp_path):
+    import pytest
+
+    from earshot_train.corpus_v2.taxonomy import default_taxonomy_path, load_taxonomy
+
+    text = default_taxonomy_path().read_text().replace(
+        'includes = ["speech_man",', 'includes = ["no_such_class", "speech_man",'
+    )
+    p = tmp_path / "taxonomy.toml"
+    p.write_text(text)
+    with pytest.raises(ValueError, match="no_such_class"):
+        load_taxonomy(p)
