@@ -17,7 +17,8 @@ OUT=train/results/kd-v2
 mkdir -p "$OUT"
 cargo build --release --quiet
 
-# bundle + calibration + release-binary measurement of a trained run (skipped when already newer)
+# bundle + calibration + release-binary measurement of a trained run (each skipped when already newer;
+# `student` of lib.sh exports the bundle of a student, so calibration is keyed on its own section)
 measure_run() {
   local cfg=$1 run name
   run="train/runs/$(exp_name "$cfg")"
@@ -26,9 +27,10 @@ measure_run() {
     rm -rf "$run/bundle"
     python -m earshot_train export --config "$cfg" --out "$run/bundle"
     python -m earshot_train.export_cached "$run/bundle" --run "$cfg"
-    python -m earshot_train.calibrate --v2 --bundle "$run/bundle" --clips-out "$run/bundle.val-clips.json"
   fi
-  fresh "$OUT/$name/measure.json" "$run/bundle/decoder_step.onnx" ||
+  grep -q '"confidence"' "$run/bundle/manifest.json" ||
+    python -m earshot_train.calibrate --v2 --bundle "$run/bundle" --clips-out "$run/bundle.val-clips.json"
+  fresh "$OUT/$name/measure.json" "$run/bundle/manifest.json" ||
     python -m earshot_train.measure_v2 --bundle "$run/bundle" --out "$OUT/$name" \
       --val-clips "$run/bundle.val-clips.json" --random 0
 }
