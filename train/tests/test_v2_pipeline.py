@@ -113,8 +113,10 @@ def test_taxonomy_rejects_unknown_includes(tmp_path):
 
     from earshot_train.corpus_v2.taxonomy import default_taxonomy_path, load_taxonomy
 
-    text = default_taxonomy_path().read_text().replace(
-        'includes = ["speech_man",', 'includes = ["no_such_class", "speech_man",'
+    text = (
+        default_taxonomy_path()
+        .read_text()
+        .replace('includes = ["speech_man",', 'includes = ["no_such_class", "speech_man",')
     )
     p = tmp_path / "taxonomy.toml"
     p.write_text(text)
