@@ -212,7 +212,8 @@ def render(teacher: dict, rows: list[tuple], spd: dict, cmdline: str) -> str:
             z = model_size(r["cfg"])
             L.append(
                 f"- {r['name']}: {z['params'] / 1e6:.2f} M parameters "
-                f"(encoder {z['enc_params'] / 1e6:.2f} M, decoder {z['dec_params'] / 1e6:.2f} M), encoder {z['enc_macs'] / 1e6:.0f} M MACs, "
+                f"(encoder {z['enc_params'] / 1e6:.2f} M, decoder {z['dec_params'] / 1e6:.2f} M), "
+                f"encoder {z['enc_macs'] / 1e6:.0f} M MACs, "
                 f"decoder {z['dec_macs_per_token'] / 1e6:.2f} M MACs per token"
             )
     return "\n".join(L) + "\n"
