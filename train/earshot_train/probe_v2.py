@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from earshot_train.corpus import CorpusConfig, corpus_dir, read_manifest
+from earshot_train.models.captioner import mn04_tag_head
 from earshot_train.shared import REPO_ROOT
-from earshot_train.teacher.mn04 import load_mn04
 from earshot_train.teacher_cache import clip_path, default_out_dir
 
 SPLITS = ("train", "val", "test_single")
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     cdir = corpus_dir(CorpusConfig.load(REPO_ROOT / "train" / "configs" / "corpus-v2.toml"))
     emb, y, names = features(cdir)
-    head = nn.Sequential(*list(load_mn04().classifier)[2:]).eval()  # after its pooling
+    head = mn04_tag_head()
     with torch.no_grad():
         as_emb = {s: torch.from_numpy(v) for s, v in emb.items()}
         as_tags = {s: torch.sigmoid(head(v)) for s, v in as_emb.items()}

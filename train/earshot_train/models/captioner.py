@@ -51,14 +51,20 @@ class TagToken(nn.Module):
         return torch.cat([frames, token], dim=1)
 
 
-def mn04_tag_token(dim: int, weights: str = "shared") -> TagToken:
-    """A :class:`TagToken` on mn04's pretrained tag head (``weights = "random"``: seeded random mn04,
-    for tests without the shared folder)."""
+def mn04_tag_head(weights: str = "shared") -> nn.Module:
+    """mn04's tag head after its pooling: pooled embedding [B, 384] -> AudioSet logits [B, 527]
+    (``weights = "random"``: a random mn04, for tests without the shared folder)."""
     from earshot_train.teacher.mn04 import MN04, load_mn04
 
     mn04 = load_mn04() if weights == "shared" else MN04().eval()
-    head = nn.Sequential(*list(mn04.classifier)[2:])  # after AdaptiveAvgPool2d + Flatten
-    return TagToken(head, mn04.n_classes, dim)
+    return nn.Sequential(*list(mn04.classifier)[2:]).eval()  # after AdaptiveAvgPool2d + Flatten
+
+
+def mn04_tag_token(dim: int, weights: str = "shared") -> TagToken:
+    """A :class:`TagToken` on mn04's tag head (:func:`mn04_tag_head`)."""
+    from earshot_train.teacher.mn04 import MN04
+
+    return TagToken(mn04_tag_head(weights), MN04.n_classes, dim)
 
 
 class FramesWithTags(nn.Module):
