@@ -190,15 +190,14 @@ def calibrate_v2(
     mixtures and "nothing" windows (they have no original file). Confidences fitted on renders did not
     carry over to real files (train/RESULTS-v2.md); the original files are closer to what users hear.
     """
-    from earshot_train.corpus_v2.build import names_all
+    from earshot_train.corpus_v2.build import taxonomy_rule
     from earshot_train.corpus_v2.curate import read_manifest as read_curated
     from earshot_train.corpus_v2.taxonomy import load_taxonomy
     from earshot_train.shared import shared_dir
 
     if on not in V2_SETS:
         raise ValueError(f"calibrate --on must be one of {sorted(V2_SETS)}, got {on!r}")
-    classes = {c.id: c for c in load_taxonomy()}
-    nouns = {n for c in classes.values() for n in c.nouns}
+    nouns = {n for c in load_taxonomy() for n in c.nouns}
     clips = None
     if on == "files":
         root = shared_dir()
@@ -217,7 +216,7 @@ def calibrate_v2(
         bundle,
         corpus,
         lambda vocab: sorted(nouns & set(vocab)),
-        lambda text, sources: names_all(text, sources, classes),
+        taxonomy_rule(),
         "caption names every source class of the clip (corpus v2 taxonomy)",
         "python -m earshot_train.calibrate --v2" + (f" --on {on}" if on != "rendered" else ""),
         ngram,

@@ -151,15 +151,13 @@ def read_predictions(path: str | Path) -> dict[str, str]:
 
 def source_rule(corpus_dir: str | Path) -> Callable[[str, Sequence[str]], bool]:
     """How a caption names the sources of a clip of this corpus: corpus v2 (``corpus_info.json`` by
-    ``corpus_v2.build``) by its taxonomy (:func:`corpus_v2.build.names_all`), v1 by the synonym table
+    ``corpus_v2.build``) by its taxonomy (:func:`corpus_v2.build.taxonomy_rule`), v1 by the synonym table
     (:func:`captions.names_all_sources`)."""
     info = Path(corpus_dir) / "corpus_info.json"
     if info.is_file() and json.loads(info.read_text()).get("builder") == "corpus_v2.build":
-        from earshot_train.corpus_v2.build import names_all
-        from earshot_train.corpus_v2.taxonomy import load_taxonomy
+        from earshot_train.corpus_v2.build import taxonomy_rule
 
-        classes = {c.id: c for c in load_taxonomy()}
-        return lambda caption, sources: names_all(caption, sources, classes)
+        return taxonomy_rule()
     return names_all_sources
 
 

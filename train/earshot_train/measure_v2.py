@@ -128,7 +128,8 @@ def measure(
     threshold: float | None,
     n_random: int = 300,
     val_clips: Path | None = None,
-) -> dict:
+) -> tuple[dict, list[dict]]:
+    """(the measurement of ``bundle``, every scored window with its set, classes and verdict)."""
     root = shared_dir()
     classes = {c.id: c for c in load_taxonomy()}
     man = json.loads((bundle / "manifest.json").read_text())
@@ -190,7 +191,6 @@ def measure(
         }, all_rows
 
     windows_seen: list[dict] = []  # every scored window, for --windows-out
-    res["_windows"] = windows_seen
     esc_items = [(root / r["file"], [r["class"]]) for r in esc]
     res["esc10_fold4"], esc_rows = score_files("esc10_fold4", esc_items)
     for half in ("val", "test"):  # the halves from the same run of the binary
@@ -240,7 +240,7 @@ def measure(
     res["thresholds"] = threshold_table(bundle, man, esc_rows, held_rows, classes, truth, val_clips)
     confs = [w.get("confidence") for w in everything if w.get("confidence") is not None]
     res["confident_share"] = round(float(np.mean([c >= threshold for c in confs])), 4) if confs else None
-    return res
+    return res, windows_seen
 
 
 def confidence_auc(pairs: Sequence[tuple[float, bool]]) -> float | None:
@@ -402,8 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = a.out or REPO_ROOT / "train" / "results" / a.bundle.resolve().name
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        res = measure(a.bundle, a.earshot, Path(tmp), a.threshold, a.random, a.val_clips)
-    windows = res.pop("_windows")
+        res, windows = measure(a.bundle, a.earshot, Path(tmp), a.threshold, a.random, a.val_clips)
     if a.windows_out:
         a.windows_out.write_text("".join(json.dumps(w) + "\n" for w in windows))
     (out / "measure.json").write_text(json.dumps(res, indent=1) + "\n")

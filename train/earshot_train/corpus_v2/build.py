@@ -34,7 +34,7 @@ import json
 import random
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -93,6 +93,12 @@ def names_all(
         or (broad and any(names_class(caption, classes[n]) for n in classes[c].includes))
         for c in class_ids
     )
+
+
+def taxonomy_rule(broad: bool = False) -> Callable[[str, Sequence[str]], bool]:
+    """:func:`names_all` over the taxonomy, as ``rule(caption, class_ids)`` (evaluation, calibration)."""
+    classes = {c.id: c for c in load_taxonomy()}
+    return lambda caption, class_ids: names_all(caption, class_ids, classes, broad)
 
 
 def collection_of(path: str) -> str:

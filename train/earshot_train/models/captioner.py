@@ -42,8 +42,12 @@ class TagToken(nn.Module):
             p.requires_grad_(False)
         self.proj = nn.Linear(n_tags, dim)
 
+    def train(self, mode: bool = True) -> TagToken:
+        super().train(mode)
+        self.head.eval()  # frozen: its dropout stays off while the decoder trains
+        return self
+
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
-        self.head.eval()  # its dropout stays off while the decoder trains
         return self.head(emb)
 
     def append(self, frames: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
