@@ -396,8 +396,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     a = ap.parse_args(argv)
     if a.compare:
-        pairs = [x.split("=", 1) for x in a.compare]
-        print(comparison([(lab, json.loads(Path(f).read_text())) for lab, f in pairs]), end="")
+        results = []
+        for x in a.compare:
+            label, sep, f = x.partition("=")
+            if not sep or not Path(f).is_file():
+                ap.error(f"--compare wants LABEL=MEASURE_JSON with an existing file, got {x!r}")
+            results.append((label, json.loads(Path(f).read_text())))
+        print(comparison(results), end="")
         return 0
     out = a.out or REPO_ROOT / "train" / "results" / a.bundle.resolve().name
     out.mkdir(parents=True, exist_ok=True)
