@@ -9,13 +9,16 @@ Sections (all optional except where a command needs them; see ``train/configs/*.
   splits (train/val), feature_cache
 - ``[teacher]`` weights (``shared`` = pretrained mn04 from the shared folder, ``random`` = seeded random
   init, for tests without shared data)
-- ``[model]`` encoder (cnn | tcn | effb2 | teacher_frames), tag_token (teacher_frames: one extra
-  memory row from mn04's AudioSet tag probabilities, ``models.captioner.TagToken``), ``[model.cnn]``,
-  ``[model.tcn]``, ``[model.effb2]``, ``[model.decoder]``
-- ``[loss]`` ce, seq_kd, enc_mse, enc_infonce (weights), label_smoothing, seq_kd_label_smoothing,
-  proj_dim, temperature, max_logit_scale
+- ``[model]`` encoder (cnn | tcn | effb2 | teacher_frames | mn04_tuned), tag_token (teacher_frames: one
+  extra memory row from mn04's AudioSet tag probabilities, ``models.captioner.TagToken``), ``[model.cnn]``,
+  ``[model.tcn]``, ``[model.effb2]``, ``[model.mn04_tuned]`` (maps_at, train_from, input_dropout:
+  ``models.captioner.MN04Tuned``), ``[model.decoder]``
+- ``[loss]`` ce, seq_kd, enc_mse, enc_infonce, tag_kd (weights), label_smoothing, seq_kd_label_smoothing,
+  proj_dim, temperature, max_logit_scale. With ``mn04_tuned`` the encoder-KD target is the frozen mn04
+  (the teacher's encoder) on the same clip and ``tag_kd`` distils its AudioSet tag probabilities.
 - ``[augment]`` time_masks, time_width, freq_masks, freq_width (SpecAugment on student inputs; 0 = off)
-- ``[optim]`` lr, weight_decay, batch_size, epochs, max_steps, warmup_steps, grad_clip (validation: per epoch)
+- ``[optim]`` lr, encoder_lr_scale (the encoder's lr = lr * scale), weight_decay, batch_size, epochs,
+  max_steps, warmup_steps, grad_clip (validation: per epoch)
 - ``[search]`` beam, max_len, length_norm
 - ``[export]`` name, window_seconds, hop_seconds, tags (mn04-encoder bundles: export the 527 AudioSet
   tag logits as the encoder's ``tags`` output), tags_top_k, tags_min_score
@@ -62,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
         "cnn": {},
         "tcn": {},
         "effb2": {},
+        "mn04_tuned": {"maps_at": 12, "train_from": 12, "input_dropout": 0.0},
         "decoder": {"d_model": 256, "n_heads": 4, "n_layers": 2, "ffn_dim": 1024, "dropout": 0.2},
     },
     "loss": {
@@ -69,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
         "seq_kd": 0.0,
         "enc_mse": 0.0,
         "enc_infonce": 0.0,
+        "tag_kd": 0.0,
         "label_smoothing": 0.1,
         "seq_kd_label_smoothing": 0.0,
         "proj_dim": 256,
@@ -78,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "augment": {"time_masks": 0, "time_width": 0, "freq_masks": 0, "freq_width": 0},
     "optim": {
         "lr": 5e-4,
+        "encoder_lr_scale": 1.0,
         "weight_decay": 1e-6,
         "batch_size": 32,
         "epochs": 20,
@@ -186,7 +192,7 @@ def validate(cfg: dict[str, Any]) -> None:
     if cfg["teacher"]["weights"] not in ("shared", "random"):
         raise ValueError("teacher.weights must be 'shared' or 'random'")
     loss = cfg["loss"]
-    for k in ("ce", "seq_kd", "enc_mse", "enc_infonce"):
+    for k in ("ce", "seq_kd", "enc_mse", "enc_infonce", "tag_kd"):
         if not isinstance(loss[k], (int, float)) or loss[k] < 0:
             raise ValueError(f"loss.{k} must be a non-negative number")
     if not 0 <= loss["label_smoothing"] < 1 or not 0 <= loss["seq_kd_label_smoothing"] < 1:
@@ -204,11 +210,37 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ValueError("search.beam and search.max_len must be >= 1")
     if cfg["data"]["max_len"] < 1:
         raise ValueError("data.max_len must be >= 1")
-    if e["kind"] == "teacher" and cfg["model"]["encoder"] != "teacher_frames":
+    if not 0 < o["encoder_lr_scale"] <= 10:
+        raise ValueError("optim.encoder_lr_scale must be in (0, 10]")
+    enc = cfg["model"]["encoder"]
+    if e["kind"] == "teacher" and enc != "teacher_frames":
         raise ValueError("a teacher experiment uses model.encoder = 'teacher_frames'")
-    if e["kind"] == "student" and (loss["seq_kd"] or loss["enc_mse"] or loss["enc_infonce"]):
+    if loss["tag_kd"] and enc != "mn04_tuned":
+        raise ValueError(
+            "loss.tag_kd distils mn04's tags into a tuned mn04: it needs model.encoder = 'mn04_tuned'"
+        )
+    if enc == "mn04_tuned":
+        t = cfg["model"]["mn04_tuned"]
+        if not (isinstance(t["maps_at"], int) and isinstance(t["train_from"], int)):
+            raise ValueError("model.mn04_tuned.maps_at and train_from must be integers")
+        if not 1 <= t["maps_at"] <= t["train_from"] <= 16:
+            raise ValueError("model.mn04_tuned needs 1 <= maps_at <= train_from <= 16")
+        if not 0 <= t["input_dropout"] < 1:
+            raise ValueError("model.mn04_tuned.input_dropout must be in [0, 1)")
+    own_encoder_targets = enc == "mn04_tuned"  # the frozen mn04 beside the tuned one gives emb targets
+    if e["kind"] == "student" and (
+        loss["seq_kd"] or (not own_encoder_targets and (loss["enc_mse"] or loss["enc_infonce"]))
+    ):
         if not cfg["data"]["teacher"]:
             raise ValueError("KD losses need data.teacher (the teacher experiment's name)")
+
+
+MN04_ENCODERS = ("teacher_frames", "mn04_tuned")
+
+
+def uses_mn04(cfg: dict[str, Any]) -> bool:
+    """Whether the experiment's bundle encoder is mn04 (cached frames, or mn04 with tuned blocks)."""
+    return cfg["model"]["encoder"] in MN04_ENCODERS
 
 
 def runs_dir(cfg: dict[str, Any]) -> Path:

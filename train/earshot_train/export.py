@@ -334,7 +334,12 @@ def export_run(cfg: dict[str, Any], out: Path, which: str = "best") -> dict[str,
     model, tok = trainer.load_trained(cfg, which)
     kind = cfg["experiment"]["kind"]
     memory_len = "full"
-    if cfg["model"]["encoder"] == "teacher_frames":  # mn04 in the bundle (teachers and mn04 students)
+    if cfg["model"]["encoder"] == "mn04_tuned":  # mn04 with the run's tuned blocks and tag head
+        from earshot_train.teacher.mn04 import MN04_FRONTEND
+
+        model = Captioner(TeacherEncoder(model.encoder.to_mn04()), model.decoder).eval()
+        spec = MN04_FRONTEND
+    elif cfg["model"]["encoder"] == "teacher_frames":  # mn04 in the bundle (teachers and mn04 students)
         from earshot_train.teacher.mn04 import MN04, MN04_FRONTEND, default_mn04_dir, load_mn04
 
         if cfg["teacher"]["weights"] == "random":
@@ -385,9 +390,12 @@ def _tags_section(cfg: dict[str, Any]) -> dict[str, Any] | None:
     ex = cfg["export"]
     if not ex.get("tags"):
         return None
-    if cfg["model"]["encoder"] != "teacher_frames":
+    from earshot_train import config as C
+
+    if not C.uses_mn04(cfg):
         raise ValueError(
-            "export.tags needs the mn04 encoder (model.encoder = 'teacher_frames'): only it has the tag head"
+            "export.tags needs the mn04 encoder (model.encoder = 'teacher_frames' or 'mn04_tuned'):"
+            " only it has the tag head"
         )
     from earshot_train.teacher.mn04 import mn04_labels
 

@@ -1,4 +1,5 @@
-"""Training losses: caption CE with label smoothing, sequence-level KD, encoder-level KD (MSE, InfoNCE).
+"""Training losses: caption CE with label smoothing, sequence-level KD, encoder-level KD (MSE, InfoNCE),
+tag KD (a tuned mn04's AudioSet tag logits against the frozen mn04's probabilities).
 
 All caption losses ignore ``<pad>`` targets and average over the non-pad target tokens.
 """
@@ -86,15 +87,26 @@ def info_nce(s: torch.Tensor, t: torch.Tensor, scale: torch.Tensor | float) -> t
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
+def tag_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the student's tag logits against the teacher's tag probabilities, minus
+    the teacher's own entropy (so 0 when they agree), averaged over clips and tags."""
+    p = torch.sigmoid(teacher_logits.float())
+    bce = F.binary_cross_entropy_with_logits(student_logits.float(), p)
+    own = F.binary_cross_entropy_with_logits(teacher_logits.float(), p)
+    return bce - own
+
+
 class KDLoss(nn.Module):
-    """The weighted total: ce * CE + seq_kd * SeqKD + enc_mse * MSE + enc_infonce * InfoNCE.
+    """The weighted total: ce * CE + seq_kd * SeqKD + enc_mse * MSE + enc_infonce * InfoNCE + tag_kd * TagKD.
 
     Only the terms with a non-zero weight are computed; projection heads exist only for those terms.
     """
 
     def __init__(self, loss_cfg: dict, student_dim: int, teacher_dim: int):
         super().__init__()
-        self.w = {k: float(loss_cfg[k]) for k in ("ce", "seq_kd", "enc_mse", "enc_infonce")}
+        self.w = {
+            k: float(loss_cfg.get(k, 0.0)) for k in ("ce", "seq_kd", "enc_mse", "enc_infonce", "tag_kd")
+        }
         self.ls = float(loss_cfg["label_smoothing"])
         self.kd_ls = float(loss_cfg["seq_kd_label_smoothing"])
         self.mse = EncoderMSE(student_dim, teacher_dim) if self.w["enc_mse"] > 0 else None
@@ -118,6 +130,8 @@ class KDLoss(nn.Module):
         targets_kd: torch.Tensor | None = None,
         student_emb: torch.Tensor | None = None,
         teacher_emb: torch.Tensor | None = None,
+        student_tags: torch.Tensor | None = None,
+        teacher_tags: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         parts: dict[str, torch.Tensor] = {}
         if self.w["ce"] > 0 and logits_ref is not None:
@@ -128,6 +142,8 @@ class KDLoss(nn.Module):
             parts["enc_mse"] = self.mse(student_emb, teacher_emb)
         if self.nce is not None and student_emb is not None and student_emb.shape[0] > 1:
             parts["enc_infonce"] = self.nce(student_emb, teacher_emb)
+        if self.w["tag_kd"] > 0 and student_tags is not None and teacher_tags is not None:
+            parts["tag_kd"] = tag_kd(student_tags, teacher_tags)
         if not parts:
             raise ValueError("KDLoss: no loss term was computed (check the weights and the batch)")
         total = sum(self.w[k] * v for k, v in parts.items())

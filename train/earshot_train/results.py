@@ -28,6 +28,7 @@ from torch import nn
 
 from earshot_train import augment
 from earshot_train.captions import names_all_sources
+from earshot_train.config import MN04_ENCODERS
 from earshot_train.shared import REPO_ROOT
 
 TEACHER = "kd-teacher"
@@ -111,11 +112,12 @@ def model_size(run_cfg: dict[str, Any]) -> dict[str, Any]:
     seconds = float(run_cfg["export"]["window_seconds"])
     out: dict[str, Any] = {}
     dec_params = sum(p.numel() for p in model.decoder.parameters())
-    if run_cfg["model"]["encoder"] == "teacher_frames":
+    if run_cfg["model"]["encoder"] in MN04_ENCODERS:
         from earshot_train.frontend import MN04_FRONTEND
         from earshot_train.teacher.mn04 import default_mn04_dir, load_mn04
 
-        enc = load_mn04(default_mn04_dir()).eval()
+        tuned = run_cfg["model"]["encoder"] == "mn04_tuned"
+        enc = model.encoder.to_mn04() if tuned else load_mn04(default_mn04_dir()).eval()
         spec = MN04_FRONTEND
         mel = torch.zeros(1, spec.n_mels, n_frames(int(seconds * spec.sample_rate), spec))
         enc_params = sum(p.numel() for n, p in enc.named_parameters() if not n.startswith("classifier"))

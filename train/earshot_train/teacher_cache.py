@@ -40,6 +40,15 @@ def clip_path(out_dir: str | Path, clip_id: str) -> Path:
     return Path(out_dir) / "clips" / f"{clip_id}.npz"
 
 
+def maps_dir(out_dir: str | Path, stop: int) -> Path:
+    """Where :func:`cache_teacher_features` with ``maps_at = stop`` keeps mn04's intermediate maps."""
+    return Path(out_dir) / f"maps{stop}"
+
+
+def maps_path(out_dir: str | Path, stop: int, clip_id: str) -> Path:
+    return maps_dir(out_dir, stop) / f"{clip_id}.npy"
+
+
 def load_teacher_features(out_dir: str | Path, clip_id: str) -> dict[str, np.ndarray]:
     """``{"frames": f16 [T', D], "emb": f32 [D], "top_idx", "top_prob"}`` for one clip."""
     p = clip_path(out_dir, clip_id)
@@ -88,10 +97,16 @@ def cache_teacher_features(
     batch_size: int = 8,
     top_k: int = 5,
     progress: bool = True,
+    maps_at: int | None = None,
+    weights: str = "shared",
 ) -> Path:
     """Run the teacher over every clip (of ``splits``, default all), cache its outputs, return ``out_dir``.
 
     ``model``/``labels`` default to the shared pretrained mn04 (tests pass a randomly initialised one).
+    ``maps_at = K`` also keeps, in the same pass, the feature map at the input of ``features[K]``
+    (float16 ``[C, F, T]`` in ``maps_dir(out, K)/<id>.npy``): the input of a student that fine-tunes
+    ``features[K:]`` (``models.captioner.MN04Tuned``). ``weights`` (``shared`` or ``random``) is
+    recorded in ``teacher_info.json`` so that a run never mixes caches of two mn04s.
     """
     corpus_dir = Path(corpus_dir)
     out = Path(out_dir) if out_dir is not None else default_out_dir(corpus_dir)
@@ -108,8 +123,15 @@ def cache_teacher_features(
     if len(labels) != model.n_classes:
         raise ValueError(f"{len(labels)} labels for a model with {model.n_classes} classes")
     sr = MN04_FRONTEND.sample_rate
-    todo = [r for r in rows if not clip_path(out, r["id"]).is_file()]
+    todo = [
+        r
+        for r in rows
+        if not clip_path(out, r["id"]).is_file()
+        or (maps_at is not None and not maps_path(out, maps_at, r["id"]).is_file())
+    ]
     out.mkdir(parents=True, exist_ok=True)
+    if maps_at is not None:
+        maps_dir(out, maps_at).mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="teacher cache", disable=not progress)
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
@@ -119,7 +141,8 @@ def cache_teacher_features(
         for i, w in enumerate(wavs):
             x[i, : len(w)] = w
         mel = logmel(x, MN04_FRONTEND).to(device)
-        o = model(mel)
+        maps = model.maps(mel, maps_at or 0)
+        o = model.forward_from(maps, maps_at or 0)
         probs = torch.sigmoid(o["logits"])
         top = torch.topk(probs, min(top_k, probs.shape[1]), dim=1)
         for i, r in enumerate(batch):
@@ -130,6 +153,11 @@ def cache_teacher_features(
                 top_idx=top.indices[i].cpu().numpy().astype(np.int32),
                 top_prob=top.values[i].cpu().numpy().astype(np.float32),
             )
+            if maps_at is not None:
+                p = maps_path(out, maps_at, r["id"])
+                tmp = p.with_name(p.name + f".tmp{os.getpid()}.npy")
+                np.save(tmp, maps[i].cpu().numpy().astype(np.float16))
+                os.replace(tmp, p)
         bar.update(len(batch))
     bar.close()
 
@@ -142,6 +170,7 @@ def cache_teacher_features(
             "frontend": MN04_FRONTEND.to_dict(),
             "top_k": top_k,
             "time_stride_mel_frames": 32,
+            "weights": weights,
         },
     )
     return out
@@ -192,6 +221,9 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         p.add_argument("--out", default=None, help="default <corpus>/teacher/<teacher>")
         p.add_argument("--splits", nargs="*", default=None)
         p.add_argument("--batch-size", type=int, default=8)
+        p.add_argument(
+            "--maps-at", type=int, default=None, help="also cache the map at the input of features[K] (mn04)"
+        )
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
         p.add_argument("--no-progress", action="store_true")
         args = p.parse_args(args)
@@ -209,6 +241,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             device=args.device,
             batch_size=args.batch_size,
             progress=not args.no_progress,
+            maps_at=args.maps_at,
         )
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -145,12 +145,28 @@ def cache_features(
     return out
 
 
-def ensure_teacher_cache(cfg: dict[str, Any], cdir: Path, rows: list[dict[str, Any]]) -> Path:
-    """The mn04 frame/embedding cache of every clip (built when missing; random weights if configured)."""
+def ensure_teacher_cache(
+    cfg: dict[str, Any], cdir: Path, rows: list[dict[str, Any]], maps_at: int | None = None
+) -> Path:
+    """The mn04 frame/embedding cache of every clip, with the maps at ``features[maps_at]`` when given
+    (built when missing; random weights if configured)."""
     from earshot_train import teacher_cache
 
     out = teacher_cache.default_out_dir(cdir)
-    if all(teacher_cache.clip_path(out, r["id"]).is_file() for r in rows):
+    weights = cfg["teacher"]["weights"]
+    info = out / "teacher_info.json"
+    if info.is_file():  # one cache per corpus: never mix clips of the pretrained and a random mn04
+        cached = json.loads(info.read_text()).get("weights", "shared")
+        if cached != weights:
+            raise ValueError(
+                f"the mn04 cache {out} was made with teacher.weights = {cached!r}, this run asks for"
+                f" {weights!r}: use the same weights or remove that folder"
+            )
+    if all(
+        teacher_cache.clip_path(out, r["id"]).is_file()
+        and (maps_at is None or teacher_cache.maps_path(out, maps_at, r["id"]).is_file())
+        for r in rows
+    ):
         return out
     model = None
     if cfg["teacher"]["weights"] == "random":
@@ -166,12 +182,15 @@ def ensure_teacher_cache(cfg: dict[str, Any], cdir: Path, rows: list[dict[str, A
             labels=None,
             batch_size=int(cfg["teacher"]["batch_size"]),
             progress=bool(cfg["experiment"]["progress"]),
+            maps_at=maps_at,
+            weights=weights,
         )
     return out
 
 
 class InputStore:
-    """Loads the model input of a clip: teacher frames (npz) or student features (npy), as float32."""
+    """Loads the model input of a clip as float32: teacher frames (npz), or an npy per clip (student
+    features, or mn04 maps for ``mn04_tuned``)."""
 
     def __init__(self, kind: str, root: Path):
         self.kind, self.root = kind, root
@@ -267,9 +286,24 @@ class TrainModule(nn.Module):
             hk = batch["has_kd"]
             kw["logits_kd"] = self.captioner.decoder(batch["kd_in"][hk], mem[hk])
             kw["targets_kd"] = batch["kd_out"][hk]
-        if "t_emb" in batch and (w["enc_mse"] > 0 or w["enc_infonce"] > 0):
-            kw["student_emb"], kw["teacher_emb"] = enc["emb"], batch["t_emb"]
+        # the encoder-KD target: the teacher run's embedding, or (mn04_tuned) the frozen mn04's own
+        t_emb = batch["t_emb"] if "t_emb" in batch else enc.get("teacher_emb")
+        if t_emb is not None and (w["enc_mse"] > 0 or w["enc_infonce"] > 0):
+            kw["student_emb"], kw["teacher_emb"] = enc["emb"], t_emb
+        if w["tag_kd"] > 0 and "teacher_tags" in enc:
+            kw["student_tags"], kw["teacher_tags"] = enc["tags"], enc["teacher_tags"]
         return self.loss(**kw)
+
+
+def param_groups(module: TrainModule, optim_cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Trainable parameters: the encoder's at ``lr * encoder_lr_scale``, the rest at ``lr``."""
+    enc = [p for p in module.captioner.encoder.parameters() if p.requires_grad]
+    enc_ids = {id(p) for p in enc}
+    rest = [p for p in module.parameters() if p.requires_grad and id(p) not in enc_ids]
+    groups = [{"params": rest}]
+    if enc:
+        groups.append({"params": enc, "lr": float(optim_cfg["lr"]) * float(optim_cfg["encoder_lr_scale"])})
+    return groups
 
 
 def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -282,7 +316,12 @@ def input_spec(cfg: dict[str, Any]) -> FrontendSpec:
 
 
 def build_model(cfg: dict[str, Any], vocab_size: int) -> Captioner:
-    model_cfg = dict(cfg["model"], tag_token_weights=cfg["teacher"]["weights"])
+    model_cfg = dict(
+        cfg["model"],
+        tag_token_weights=cfg["teacher"]["weights"],
+        mn04_weights=cfg["teacher"]["weights"],
+        mn04_seed=int(cfg["experiment"]["seed"]),
+    )
     return build_captioner(model_cfg, vocab_size, input_spec(cfg).n_mels)
 
 
@@ -307,6 +346,14 @@ class Run:
                 ensure_teacher_cache(cfg, self.cdir, self.rows)
             dist.barrier()
             self.store = InputStore("teacher", default_out_dir(self.cdir))
+        elif cfg["model"]["encoder"] == "mn04_tuned":  # students fine-tuning mn04's last blocks
+            from earshot_train.teacher_cache import default_out_dir, maps_dir
+
+            maps_at = int(cfg["model"]["mn04_tuned"]["maps_at"])
+            if dist.is_main():
+                ensure_teacher_cache(cfg, self.cdir, self.rows, maps_at)
+            dist.barrier()
+            self.store = InputStore("maps", maps_dir(default_out_dir(self.cdir), maps_at))
         else:
             spec = input_spec(cfg)
             fdir = feature_dir(cfg, self.cdir, spec)
@@ -344,7 +391,9 @@ class Run:
 
     def _load_kd(self) -> None:
         lw = self.cfg["loss"]
-        if not (lw["seq_kd"] or lw["enc_mse"] or lw["enc_infonce"]):
+        # mn04_tuned: the encoder-KD target is the frozen mn04 inside the encoder, not a teacher run's file
+        enc_from_run = self.cfg["model"]["encoder"] != "mn04_tuned" and (lw["enc_mse"] or lw["enc_infonce"])
+        if not (lw["seq_kd"] or enc_from_run):
             return
         assert self.teacher_dir is not None
         kd = self.teacher_dir / "kd"
@@ -356,7 +405,7 @@ class Run:
             for line in p.read_text().splitlines():
                 rec = json.loads(line)
                 self.kd_captions[rec["id"]] = self.tok.encode(rec["caption"], self.cfg["data"]["max_len"])
-        if lw["enc_mse"] or lw["enc_infonce"]:
+        if enc_from_run:
             p = kd / "emb.npz"
             if not p.is_file():
                 raise FileNotFoundError(f"teacher embeddings {p} missing: run the teacher command first")
@@ -484,7 +533,7 @@ def _train(cfg: dict[str, Any], resume: bool, device: torch.device, rank: int, w
         wrapped = nn.parallel.DistributedDataParallel(
             module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
         )
-    optim = torch.optim.AdamW(module.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+    optim = torch.optim.AdamW(param_groups(module, o), lr=o["lr"], weight_decay=o["weight_decay"])
     steps_per_epoch = math.ceil(len(train_rows) / world / o["batch_size"])
     total = steps_per_epoch * o["epochs"]
     if o["max_steps"]:

@@ -11,7 +11,12 @@ OUT=${EARSHOT_V2_OUT:-train/cache/bundles/student-v2}
 RUN=$(python -c "import sys; from earshot_train import config as C; print(C.run_dir(C.load_config(sys.argv[1])))" "$CFG")
 RESUME=""
 [ -f "$RUN/ckpt/last.pt" ] && RESUME=--resume
-python -m earshot_train teacher --config "$CFG" --no-kd-outputs $RESUME
+KIND=$(python -c "import sys; from earshot_train import config as C; print(C.load_config(sys.argv[1])['experiment']['kind'])" "$CFG")
+if [ "$KIND" = teacher ]; then
+    python -m earshot_train teacher --config "$CFG" --no-kd-outputs $RESUME
+else  # students on mn04 (e.g. student-v2-ft.toml: mn04's last blocks fine-tuned)
+    python -m earshot_train student --config "$CFG" $RESUME
+fi
 rm -rf "$OUT"
 python -m earshot_train export --config "$CFG" --out "$OUT"
 python -m earshot_train.export_cached "$OUT" --run "$CFG"

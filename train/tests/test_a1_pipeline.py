@@ -196,3 +196,53 @@ def test_export_student_and_teacher_bundles_with_parity(env):
     assert cli.main(["export", "--config", TEACHER, *env["sets"], "--out", str(out_t)]) == 0
     _check_bundle(out_t, 128)
     assert json.loads((out_t / "manifest.json").read_text())["frontend"]["mel_scale"] == "kaldi"
+
+
+def test_mn04_tuned_student_trains_on_cached_maps_and_exports_what_it_trained(env):
+    """A student fine-tuning mn04's last blocks: maps cached, every loss term logged (tag KD and encoder
+    KD against the frozen mn04), only the tuned part moves, and the exported bundle (mn04 with the
+    tuned weights, tags output) passes the onnxruntime parity check."""
+    run = _student(
+        env,
+        "tuned",
+        [
+            "teacher.weights=random",  # the tiny teacher's mn04 (tiny-student.toml has the shared one)
+            "model.encoder=mn04_tuned",
+            "model.mn04_tuned.maps_at=12",
+            "model.mn04_tuned.train_from=13",
+            "loss.seq_kd=0",
+            "loss.enc_infonce=0",
+            "loss.enc_mse=1.0",
+            "loss.tag_kd=1.0",
+            "optim.encoder_lr_scale=0.5",
+            "optim.max_steps=3",
+            "export.tags=true",
+        ],
+    )
+    train = [r for r in _metrics(run) if r.get("split") == "train"]
+    assert len(train) == 3 and all(np.isfinite(r[k]) for r in train for k in ("ce", "enc_mse", "tag_kd"))
+    ck = torch.load(run / "ckpt" / "last.pt", weights_only=False)
+    lrs = [g["lr"] for g in ck["optim"]["param_groups"]]
+    assert len(lrs) == 2 and lrs[1] == pytest.approx(0.5 * lrs[0])
+    st = ck["model"]
+    # the frozen base is untouched, the tuned copy of the same block moved
+    from earshot_train.models.captioner import mn04_base
+
+    base = mn04_base("random", 7).state_dict()
+    torch.testing.assert_close(
+        st["encoder.base.features.13.block.0.0.weight"], base["features.13.block.0.0.weight"]
+    )
+    assert not torch.equal(st["encoder.top.13.block.0.0.weight"], base["features.13.block.0.0.weight"])
+    out = env["root"] / "bundle-tuned"
+    args = ["export", "--config", STUDENT, *env["sets"], "--set", "experiment.name=tuned"]
+    for e in (
+        "teacher.weights=random",
+        "model.encoder=mn04_tuned",
+        "model.mn04_tuned.train_from=13",
+        "export.tags=true",
+    ):
+        args += ["--set", e]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    _check_bundle(out, 128)
+    par = json.loads((out / "parity.json").read_text())
+    assert par["tags_max_abs_diff"] < 1e-3

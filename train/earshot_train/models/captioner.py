@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -87,6 +88,78 @@ class FramesWithTags(nn.Module):
         return {"memory": self.tag_token.append(frames, logits), "emb": emb, "tags": logits}
 
 
+class MN04Tuned(nn.Module):
+    """mn04 with its last blocks fine-tuned (``model.encoder = "mn04_tuned"``), trained from cached maps.
+
+    Input: mn04's feature map at the input of ``features[maps_at]`` ([B, C, F, T], cached once per
+    clip by ``teacher_cache`` with ``maps_at``). ``features[maps_at:train_from]`` stay frozen,
+    ``features[train_from:]`` and the tag head (``classifier``) are trained; every BatchNorm keeps
+    mn04's running statistics (eval mode in training too), so the exported graph computes what
+    training computed. ``base`` is the untouched pretrained mn04: it supplies the frozen part and,
+    in training, the targets of the tag and encoder distillation (``teacher_tags``: mn04's logits,
+    ``teacher_emb``: its pooled embedding) from the same map. :meth:`to_mn04` returns a whole mn04 with
+    the tuned weights in place (what the bundle's encoder runs on the log-mel).
+    """
+
+    def __init__(self, base: nn.Module, maps_at: int, train_from: int, input_dropout: float = 0.0):
+        super().__init__()
+        n = len(base.features)
+        if not 1 <= maps_at <= train_from < n:
+            raise ValueError(
+                f"mn04_tuned needs 1 <= maps_at <= train_from < {n} (got {maps_at}, {train_from})"
+            )
+        self.base = base.eval()
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.maps_at, self.train_from = maps_at, train_from
+        self.top = copy.deepcopy(base.features[train_from:])
+        self.classifier = copy.deepcopy(base.classifier)
+        for p in [*self.top.parameters(), *self.classifier.parameters()]:
+            p.requires_grad_(True)
+        self.input_dropout = float(input_dropout)
+        self.out_dim = int(base.dim)
+
+    def train(self, mode: bool = True) -> MN04Tuned:
+        super().train(mode)
+        self.base.eval()
+        for m in self.top.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def forward(self, maps: torch.Tensor) -> dict[str, torch.Tensor]:
+        if maps.dim() != 4:
+            raise ValueError(f"expected mn04 maps [B, C, F, T], got {tuple(maps.shape)}")
+        with torch.no_grad():
+            x = self.base.features[self.maps_at : self.train_from](maps)
+        if self.training and self.input_dropout > 0:
+            x = nn.functional.dropout2d(x, self.input_dropout, training=True)
+        y = self.top(x)
+        frames = y.mean(dim=2).transpose(1, 2)
+        out = {"memory": frames, "emb": frames.mean(dim=1), "tags": self.classifier(y)}
+        if self.training:
+            with torch.no_grad():
+                t = self.base.forward_from(x, self.train_from)
+            out["teacher_emb"], out["teacher_tags"] = t["emb"], t["logits"]
+        return out
+
+    def to_mn04(self) -> nn.Module:
+        m = copy.deepcopy(self.base)
+        m.features[self.train_from :].load_state_dict(self.top.state_dict())
+        m.classifier.load_state_dict(self.classifier.state_dict())
+        return m.eval()
+
+
+def mn04_base(weights: str = "shared", seed: int = 0) -> nn.Module:
+    """The pretrained mn04 (``weights = "shared"``) or a seeded random one (tests without shared data)."""
+    from earshot_train.teacher.mn04 import MN04, load_mn04
+
+    if weights == "shared":
+        return load_mn04()
+    torch.manual_seed(seed)
+    return MN04().eval()
+
+
 def build_encoder(model_cfg: dict[str, Any], n_mels: int) -> nn.Module:
     kind = model_cfg.get("encoder", "cnn")
     if kind == "cnn":
@@ -108,7 +181,15 @@ def build_encoder(model_cfg: dict[str, Any], n_mels: int) -> nn.Module:
         if model_cfg.get("tag_token"):
             return FramesWithTags(dim, mn04_tag_token(dim, model_cfg.get("tag_token_weights", "shared")))
         return IdentityEncoder(dim)
-    raise ValueError(f"model.encoder must be 'cnn', 'tcn', 'effb2' or 'teacher_frames', got {kind!r}")
+    if kind == "mn04_tuned":
+        c = model_cfg.get("mn04_tuned", {})
+        base = mn04_base(model_cfg.get("mn04_weights", "shared"), int(model_cfg.get("mn04_seed", 0)))
+        return MN04Tuned(
+            base, int(c.get("maps_at", 12)), int(c.get("train_from", 12)), float(c.get("input_dropout", 0.0))
+        )
+    raise ValueError(
+        f"model.encoder must be 'cnn', 'tcn', 'effb2', 'teacher_frames' or 'mn04_tuned', got {kind!r}"
+    )
 
 
 class Captioner(nn.Module):

@@ -153,9 +153,23 @@ class MN04(nn.Module):
         self.n_classes = n_classes
 
     def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_from(self.maps(mel, 0), 0)
+
+    def maps(self, mel: torch.Tensor, stop: int) -> torch.Tensor:
+        """The feature map at the input of ``features[stop]`` ([B, C, F, T]; ``stop = 0``: the mel
+        itself as [B, 1, 128, T]). :meth:`forward_from` with the same index finishes the model."""
         if mel.dim() != 3 or mel.shape[1] != self.n_mels:
             raise ValueError(f"MN04 expects mel [B, {self.n_mels}, T], got {tuple(mel.shape)}")
-        x = self.features(mel.unsqueeze(1))  # [B, 384, F', T']
+        if not 0 <= stop < len(self.features):
+            raise ValueError(f"stop must be in 0..{len(self.features) - 1}, got {stop}")
+        return self.features[:stop](mel.unsqueeze(1))
+
+    def forward_from(self, x: torch.Tensor, start: int) -> dict[str, torch.Tensor]:
+        """Run ``features[start:]`` and the heads on the map :meth:`maps` returned for ``start``."""
+        return self.heads(self.features[start:](x))
+
+    def heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """frames / emb / logits from the last feature map [B, 384, F', T']."""
         frames = x.mean(dim=2).transpose(1, 2)  # [B, T', 384]
         emb = frames.mean(dim=1)  # == global average pool of the feature map
         logits = self.classifier(x)
