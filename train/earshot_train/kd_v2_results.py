@@ -56,8 +56,15 @@ def _json(p: Path) -> dict[str, Any] | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def run_record(cfg_path: Path, runs: Path, truth: dict[str, list[str]], classes: dict) -> dict[str, Any]:
-    """Every logged number of one experiment (``ran`` False when it has no evaluation yet)."""
+def run_record(
+    cfg_path: Path,
+    runs: Path,
+    truth: dict[str, list[str]],
+    classes: dict,
+    measure_dir: Path = MEASURE_DIR,
+) -> dict[str, Any]:
+    """Every logged number of one experiment (``ran`` False when it has no evaluation yet); its
+    ``measure_v2`` result is ``<measure_dir>/<experiment>/measure.json``."""
     cfg = C.load_config(cfg_path)
     name = cfg["experiment"]["name"]
     rdir = runs / name
@@ -69,7 +76,7 @@ def run_record(cfg_path: Path, runs: Path, truth: dict[str, list[str]], classes:
         preds = ev["predictions"]
         ok = [names_all(preds[i], truth[i], classes) for i in preds if truth.get(i)]
         rec[split] = {**{k: ev["metrics"].get(k) for k in TEXT_METRICS}, "source": sum(ok) / len(ok)}
-    rec["measure"] = _json(MEASURE_DIR / name / "measure.json")
+    rec["measure"] = _json(measure_dir / name / "measure.json")
     rec["ran"] = True
     return rec
 

@@ -156,12 +156,14 @@ def measure(
                 "windows": 0,
                 "degenerate": 0,
                 "worst_classes": {},
+                "largest_losses": [],
             }, []
         if rows is None:
             rows = _by_file(run_caption(earshot, bundle, [p for p, _ in items]))
         first_right, first_broad, win_right, win_n, all_rows = 0, 0, 0, 0, []
         first_conf: list[tuple[float, bool]] = []
         per_class: dict[str, list[int]] = defaultdict(list)
+        missed: dict[str, list[tuple[str, bool]]] = defaultdict(list)  # class -> (caption, broad ok)
         for p, cls in items:
             ws = rows.get(str(p), [])
             if not ws:
@@ -171,7 +173,10 @@ def measure(
                 {"set": name, "classes": cls, "right": k, **w} for w, k in zip(ws, ok, strict=True)
             )
             first_right += ok[0]
-            first_broad += names_all(ws[0]["caption"], cls, classes, broad=True)
+            broad_ok = names_all(ws[0]["caption"], cls, classes, broad=True)
+            first_broad += broad_ok
+            if not ok[0]:
+                missed["+".join(cls)].append((ws[0]["caption"], bool(broad_ok)))
             if ws[0].get("confidence") is not None:
                 first_conf.append((float(ws[0]["confidence"]), bool(ok[0])))
             win_right += sum(ok)
@@ -188,6 +193,7 @@ def measure(
             "windows": win_n,
             "degenerate": sum(bool(repeats(r["caption"], once)) for r in all_rows),
             "worst_classes": {k: f"{sum(v)}/{len(v)}" for k, v in worst},
+            "largest_losses": largest_losses(missed, per_class),
         }, all_rows
 
     windows_seen: list[dict] = []  # every scored window, for --windows-out
@@ -241,6 +247,29 @@ def measure(
     confs = [w.get("confidence") for w in everything if w.get("confidence") is not None]
     res["confident_share"] = round(float(np.mean([c >= threshold for c in confs])), 4) if confs else None
     return res, windows_seen
+
+
+def largest_losses(
+    missed: dict[str, list[tuple[str, bool]]], per_class: dict[str, list[int]], top: int = 8
+) -> list[dict[str, Any]]:
+    """The classes that lose the most files (first window, strict rule): how many, how many of those
+    the broad rule accepts, and the most common wrong captions."""
+    out = []
+    for cls, ms in sorted(missed.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:top]:
+        counts: dict[str, int] = defaultdict(int)
+        for cap, _ in ms:
+            counts[cap] += 1
+        common = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        out.append(
+            {
+                "class": cls,
+                "missed": len(ms),
+                "of": len(per_class[cls]),
+                "broad_ok": sum(b for _, b in ms),
+                "captions": [f"{c} ({n})" for c, n in common],
+            }
+        )
+    return out
 
 
 def confidence_auc(pairs: Sequence[tuple[float, bool]]) -> float | None:
@@ -321,6 +350,18 @@ def markdown(res: dict) -> str:
             f"| {k} | {r['files']} | {100 * r['source_accuracy']:.1f} % | {_broad(r)} | "
             f"{100 * r['window_accuracy']:.1f} % of {r['windows']} | {r['degenerate']} |"
         )
+    losses = res["heldout"].get("largest_losses")
+    if losses:
+        lines += [
+            "",
+            "Largest losses on held-out recordings (first window; strict rule):",
+            "",
+            "| class | missed | broad rule accepts | most common captions of the missed files |",
+            "|---|---:|---:|---|",
+        ]
+        for x in losses:
+            caps = "; ".join(x["captions"])
+            lines.append(f"| {x['class']} | {x['missed']} of {x['of']} | {x['broad_ok']} | {caps} |")
     n = res["nothing"]
     aucs = [
         f"{k} {res[k]['confidence_auc']:.2f}"

@@ -418,15 +418,18 @@ class Run:
     def train_rows(self) -> list[dict[str, Any]]:
         """Training clips: captioned train clips, plus the KD splits (audio-only) when KD targets exist."""
         splits = list(self.cfg["data"]["train_splits"])
-        if self.kd_captions is not None or self.kd_emb is not None:
+        lw = self.cfg["loss"]
+        # mn04_tuned with encoder KD: the frozen mn04 gives every clip, audio-only ones too, a target
+        own_enc_kd = self.cfg["model"]["encoder"] == "mn04_tuned" and bool(lw["enc_mse"] or lw["enc_infonce"])
+        if self.kd_captions is not None or self.kd_emb is not None or own_enc_kd:
             splits += [s for s in self.cfg["data"]["kd_splits"] if s not in splits]
         keep = []
         for r in self.rows_for(splits):
             if self.kd_emb is not None and r["id"] not in self.kd_emb:
                 continue  # every item of a batch needs a teacher embedding
-            has_ref = bool(r.get("captions")) and self.cfg["loss"]["ce"] > 0
+            has_ref = bool(r.get("captions")) and lw["ce"] > 0
             has_kd = self.kd_captions is not None and r["id"] in self.kd_captions
-            if has_ref or has_kd or self.kd_emb is not None:
+            if has_ref or has_kd or self.kd_emb is not None or own_enc_kd:
                 keep.append(r)
         return repeat_by_kind(keep, self.cfg["data"]["repeat_kinds"])
 

@@ -56,6 +56,11 @@ def test_config_file_and_overrides(tmp_path):
         ("[loss]\nseq_kd = 1.0\n", [], "data.teacher"),
         ("[experiment]\nkind = 'teacher'\n", [], "teacher_frames"),
         ("[optim\n", [], "exp.toml"),
+        ("[loss]\ntag_kd = 1.0\n", [], "mn04_tuned"),
+        ("[model]\nencoder = 'mn04_tuned'\n", ["model.mn04_tuned.train_from=11"], "maps_at <= train_from"),
+        ("[model]\nencoder = 'mn04_tuned'\n", ["model.mn04_tuned.maps_at=0"], "maps_at <= train_from"),
+        ("[model]\nencoder = 'mn04_tuned'\n", ["model.mn04_tuned.input_dropout=1.0"], "input_dropout"),
+        ("[optim]\nencoder_lr_scale = 0\n", [], "encoder_lr_scale"),
     ],
 )
 def test_config_errors(tmp_path, text, sets, msg):
@@ -63,6 +68,15 @@ def test_config_errors(tmp_path, text, sets, msg):
     p.write_text(text)
     with pytest.raises(ValueError, match=msg):
         load_config(p, sets)
+
+
+def test_tuned_mn04_encoder_kd_needs_no_teacher_run(tmp_path):
+    p = tmp_path / "exp.toml"
+    p.write_text("[experiment]\nkind = 'student'\n[model]\nencoder = 'mn04_tuned'\n[loss]\nenc_mse = 1.0\n")
+    assert load_config(p)["loss"]["enc_mse"] == 1.0  # the target is the frozen mn04 beside the tuned one
+    p.write_text("[experiment]\nkind = 'student'\n[loss]\nenc_mse = 1.0\n")
+    with pytest.raises(ValueError, match="data.teacher"):
+        load_config(p)
 
 
 def test_config_missing_file():

@@ -122,3 +122,22 @@ def test_taxonomy_rejects_unknown_includes(tmp_path):
     p.write_text(text)
     with pytest.raises(ValueError, match="no_such_class"):
         load_taxonomy(p)
+
+
+def test_largest_losses_counts_misses_per_class_with_their_captions():
+    from earshot_train.measure_v2 import largest_losses
+
+    per_class = {"speech_person": [0, 0, 1, 0], "drums": [0, 1], "dog_bark": [1, 1]}
+    missed = {
+        "speech_person": [("a woman speaks", True), ("a woman speaks", True), ("a dog barks", False)],
+        "drums": [("a bell rings", False)],
+    }
+    out = largest_losses(missed, per_class, top=5)
+    assert [x["class"] for x in out] == ["speech_person", "drums"]  # most misses first, no zero rows
+    assert out[0] == {
+        "class": "speech_person",
+        "missed": 3,
+        "of": 4,
+        "broad_ok": 2,
+        "captions": ["a woman speaks (2)", "a dog barks (1)"],
+    }
