@@ -109,6 +109,33 @@ def limit_captions(rows: list[dict[str, Any]], fraction: float) -> list[dict[str
     return out
 
 
+def select_train_rows(
+    rows: list[dict[str, Any]],
+    cfg: dict[str, Any],
+    kd_captions: dict[str, list[int]] | None,
+    kd_emb: dict[str, np.ndarray] | None,
+) -> list[dict[str, Any]]:
+    """Training clips: captioned train clips, plus the KD splits (audio-only) when KD targets exist —
+    teacher captions or embeddings from a teacher run, or (``mn04_tuned`` with encoder KD) the frozen
+    mn04 inside the encoder, which gives every clip a target."""
+    splits = list(cfg["data"]["train_splits"])
+    lw = cfg["loss"]
+    own_enc_kd = cfg["model"]["encoder"] == "mn04_tuned" and bool(lw["enc_mse"] or lw["enc_infonce"])
+    if kd_captions is not None or kd_emb is not None or own_enc_kd:
+        splits += [s for s in cfg["data"]["kd_splits"] if s not in splits]
+    keep = []
+    for r in rows:
+        if r["split"] not in splits:
+            continue
+        if kd_emb is not None and r["id"] not in kd_emb:
+            continue  # every item of a batch needs a teacher embedding
+        has_ref = bool(r.get("captions")) and lw["ce"] > 0
+        has_kd = kd_captions is not None and r["id"] in kd_captions
+        if has_ref or has_kd or kd_emb is not None or own_enc_kd:
+            keep.append(r)
+    return repeat_by_kind(keep, cfg["data"]["repeat_kinds"])
+
+
 def repeat_by_kind(rows: list[dict[str, Any]], repeats: dict[str, int]) -> list[dict[str, Any]]:
     """``data.repeat_kinds``: each row ``repeats[kind]`` times in a row (default once), order kept."""
     out: list[dict[str, Any]] = []
@@ -416,22 +443,8 @@ class Run:
         return [r for r in self.rows if r["split"] in splits]
 
     def train_rows(self) -> list[dict[str, Any]]:
-        """Training clips: captioned train clips, plus the KD splits (audio-only) when KD targets exist."""
-        splits = list(self.cfg["data"]["train_splits"])
-        lw = self.cfg["loss"]
-        # mn04_tuned with encoder KD: the frozen mn04 gives every clip, audio-only ones too, a target
-        own_enc_kd = self.cfg["model"]["encoder"] == "mn04_tuned" and bool(lw["enc_mse"] or lw["enc_infonce"])
-        if self.kd_captions is not None or self.kd_emb is not None or own_enc_kd:
-            splits += [s for s in self.cfg["data"]["kd_splits"] if s not in splits]
-        keep = []
-        for r in self.rows_for(splits):
-            if self.kd_emb is not None and r["id"] not in self.kd_emb:
-                continue  # every item of a batch needs a teacher embedding
-            has_ref = bool(r.get("captions")) and lw["ce"] > 0
-            has_kd = self.kd_captions is not None and r["id"] in self.kd_captions
-            if has_ref or has_kd or self.kd_emb is not None or own_enc_kd:
-                keep.append(r)
-        return repeat_by_kind(keep, self.cfg["data"]["repeat_kinds"])
+        """Training clips (:func:`select_train_rows`)."""
+        return select_train_rows(self.rows, self.cfg, self.kd_captions, self.kd_emb)
 
     def dataset(self, rows: list[dict[str, Any]]) -> CaptionData:
         return CaptionData(

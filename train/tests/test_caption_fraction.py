@@ -61,3 +61,23 @@ def test_repeat_kinds_config_is_checked(tmp_path):
         C.load_config(p)
     p.write_text('[experiment]\nname = "x"\n[corpus]\nname = "c"\n[data]\nrepeat_kinds = { overlap = 3 }\n')
     assert C.load_config(p)["data"]["repeat_kinds"] == {"overlap": 3}
+
+
+def test_audio_only_clips_train_only_where_a_kd_term_can_use_them(tmp_path):
+    from earshot_train import config as C
+    from earshot_train.trainer import select_train_rows
+
+    rows = limit_captions(_rows(400), 0.25)
+    n_kept = sum(r["split"] == "train" for r in rows)
+
+    def cfg(text: str) -> dict:
+        p = tmp_path / "x.toml"
+        p.write_text('[experiment]\nname = "x"\nkind = "student"\n[corpus]\nname = "c"\n' + text)
+        return C.load_config(p)
+
+    plain = cfg("[model]\nencoder = 'mn04_tuned'\n")
+    assert len(select_train_rows(rows, plain, None, None)) == n_kept  # CE only: captioned clips
+    enc_kd = cfg("[model]\nencoder = 'mn04_tuned'\n[loss]\nenc_infonce = 1.0\n")
+    assert len(select_train_rows(rows, enc_kd, None, None)) == 400  # the frozen mn04 is every clip's target
+    tag_only = cfg("[model]\nencoder = 'mn04_tuned'\n[loss]\ntag_kd = 1.0\n")
+    assert len(select_train_rows(rows, tag_only, None, None)) == n_kept
