@@ -247,6 +247,15 @@ def test_decide_drops_ui_sounds_and_tones():
     assert short.cls == "" and "shorter" in short.reason
 
 
+def test_decide_drops_digital_silence_under_any_label_but_silence():
+    quiet = cur.decide(_src("bark"), _probs(Dog=0.9), CLASSES, LABELS, 3.0, peak_dbfs=-80.0)
+    assert quiet.cls == "" and "digital silence" in quiet.reason
+    said = cur.decide(_src("silence"), _probs(Silence=0.9), CLASSES, LABELS, 3.0, peak_dbfs=-240.0)
+    assert said.cls == "nothing"  # labelled silence stays "nothing recognisable"
+    faint = cur.decide(_src("bark"), _probs(Dog=0.9), CLASSES, LABELS, 3.0, peak_dbfs=-45.0)
+    assert faint.cls == "dog_bark"  # quiet but audible
+
+
 def test_decide_speech_gender_from_label_then_mn04():
     s = _src("speech; italian woman speaking", "asterisk-voices")
     assert cur.decide(s, _probs(Speech=0.9), CLASSES, LABELS, 2.0).cls == "speech_woman"
@@ -335,3 +344,12 @@ def test_manifest_files_exist_in_shared():
     rows = [r for r in cur.read_manifest(path) if not r["file"].startswith("gen:")]
     for r in random.Random(0).sample(rows, 200):
         assert (shared_dir() / r["file"]).is_file(), r["file"]
+
+
+def test_write_report_regenerates_the_counts_and_keeps_the_hand_written_sections(tmp_path):
+    p = tmp_path / "CORPUS.md"
+    p.write_text("# old\n\n- kept: 1 files\n\n## Rendering\n\nhow clips are made\n")
+    cur.write_report([], p)
+    text = p.read_text()
+    assert "- kept: 1 files" not in text and "# Corpus v2" in text
+    assert text.endswith("## Rendering\n\nhow clips are made\n") and text.count("## Rendering") == 1

@@ -2,6 +2,9 @@
 
 Decision per file, in order:
 
+0. **Digital silence** (peak below :data:`SILENCE_PEAK_DBFS`) is dropped unless its label says
+   silence: nothing can be heard, whatever the collection's label (``speech-en``'s ``3.ogg``…``10.ogg``
+   are N seconds of silence in a speech collection).
 1. **Trusted labels** (ESC-10 folder names, the one ``speech-en`` voice) are kept as labelled; mn04
    agreement is still recorded.
 2. **Speech collections** (label ``speech; ...``): the gender comes from the label when it says so,
@@ -59,6 +62,7 @@ MN04_ONLY_P = 0.60
 SPEECH_P = 0.20
 VAL_FRACTION = 0.10
 TEST_FRACTION = 0.10
+SILENCE_PEAK_DBFS = -60.0
 N_NOTHING = 60  # generated "nothing recognisable" recipes (see render.nothing_recipes)
 
 TRUSTED = {"esc10", "speech-en"}
@@ -216,14 +220,18 @@ def decide(
     classes: Sequence[SourceClass],
     labels: list[str],
     duration_s: float,
+    peak_dbfs: float | None = None,
 ) -> Decision:
-    """The curation decision for one file (see the module doc); ``probs`` = mn04 max-over-windows."""
+    """The curation decision for one file (see the module doc); ``probs`` = mn04 max-over-windows,
+    ``peak_dbfs`` the file's sample peak (None: not measured)."""
     by_id = {c.id: c for c in classes}
     index = {t: i for i, t in enumerate(labels)}
     rc = rule_class(s, classes)
     base = Decision(s.path, s.collection, s.label, "", "drop", "", rc, None, duration_s)
     if duration_s < 0.1:
         return replace(base, reason="shorter than 0.1 s")
+    if peak_dbfs is not None and peak_dbfs < SILENCE_PEAK_DBFS and rc != "nothing":
+        return replace(base, reason=f"digital silence (peak {peak_dbfs:.0f} dBFS)")
     if probs is None:
         if s.collection in TRUSTED and rc:
             return replace(base, cls=rc, action="keep", reason="trusted label (no mn04 tags)")
@@ -374,6 +382,16 @@ def _duration(s: Source, root: Path) -> float:
         return 0.0
 
 
+def _peak_dbfs(s: Source, root: Path) -> float | None:
+    from earshot_train.audio_io import load_audio
+
+    try:
+        x = load_audio(root / s.path, 16000)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return float(20 * np.log10(max(float(np.abs(x).max()) if len(x) else 0.0, 1e-12)))
+
+
 def curate(tags: dict[str, dict[str, np.ndarray]] | None = None) -> list[Decision]:
     from earshot_train.corpus_v2.tags import load_tags
     from earshot_train.teacher.mn04 import mn04_labels
@@ -385,7 +403,9 @@ def curate(tags: dict[str, dict[str, np.ndarray]] | None = None) -> list[Decisio
     rows = []
     for s in list_sources():
         t = tags.get(s.path)
-        d = decide(s, None if t is None else t["max"], classes, labels, _duration(s, root))
+        d = decide(
+            s, None if t is None else t["max"], classes, labels, _duration(s, root), _peak_dbfs(s, root)
+        )
         rows.append(replace(d, recording=recording_id(s)))
     return assign_splits(rows + _nothing_rows())
 
@@ -518,8 +538,18 @@ def write_report(rows: list[Decision], path: Path | None = None) -> Path:
         "on them (model card).",
         "",
     ]
-    p.write_text("\n".join(lines), encoding="utf-8")
+    text = "\n".join(lines)
+    if p.is_file():  # the hand-written sections after the generated part (e.g. how clips are rendered)
+        old = p.read_text(encoding="utf-8")
+        at = old.find(HAND_WRITTEN)
+        if at >= 0:
+            text += "\n" + old[at:]
+    p.write_text(text, encoding="utf-8")
     return p
+
+
+#: ``write_report`` regenerates CORPUS.md up to the first line with this heading and keeps the rest
+HAND_WRITTEN = "## Rendering"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
