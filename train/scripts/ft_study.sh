@@ -13,7 +13,7 @@ export OMP_NUM_THREADS=2
 OUT=train/results/ft
 mkdir -p "$OUT"
 cargo build --release --quiet
-for row in nokd-25 mse-25 nce-25; do
+for row in nokd-25 mse-25 nce-25 nce-100; do
   cfg=train/configs/ft/ft-$row.toml
   name=$(exp_name "$cfg")
   run="train/runs/$name"
