@@ -227,15 +227,29 @@ def validate(cfg: dict[str, Any]) -> None:
             raise ValueError("model.mn04_tuned needs 1 <= maps_at <= train_from <= 16")
         if not 0 <= t["input_dropout"] < 1:
             raise ValueError("model.mn04_tuned.input_dropout must be in [0, 1)")
-    own_encoder_targets = enc == "mn04_tuned"  # the frozen mn04 beside the tuned one gives emb targets
-    if e["kind"] == "student" and (
-        loss["seq_kd"] or (not own_encoder_targets and (loss["enc_mse"] or loss["enc_infonce"]))
-    ):
+    if e["kind"] == "student" and (loss["seq_kd"] or encoder_kd_from_run(cfg)):
         if not cfg["data"]["teacher"]:
             raise ValueError("KD losses need data.teacher (the teacher experiment's name)")
 
 
 MN04_ENCODERS = ("teacher_frames", "mn04_tuned")
+
+
+def encoder_kd(cfg: dict[str, Any]) -> bool:
+    """Whether an encoder-level KD term (MSE or contrastive) is on."""
+    return bool(cfg["loss"]["enc_mse"] or cfg["loss"]["enc_infonce"])
+
+
+def encoder_kd_from_run(cfg: dict[str, Any]) -> bool:
+    """Encoder KD whose target embeddings come from the teacher run's ``kd/emb.npz``. With
+    ``mn04_tuned`` the target is the frozen mn04 inside the encoder instead, so it needs no teacher
+    run and every clip, audio-only ones too, has one."""
+    return encoder_kd(cfg) and cfg["model"]["encoder"] != "mn04_tuned"
+
+
+def encoder_kd_from_self(cfg: dict[str, Any]) -> bool:
+    """Encoder KD against the frozen mn04 beside a tuned one (see :func:`encoder_kd_from_run`)."""
+    return encoder_kd(cfg) and cfg["model"]["encoder"] == "mn04_tuned"
 
 
 def uses_mn04(cfg: dict[str, Any]) -> bool:

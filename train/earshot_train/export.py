@@ -21,7 +21,7 @@ from torch import nn
 from earshot_train import search
 from earshot_train.frontend import FrontendSpec, logmel, n_frames
 from earshot_train.integrity import write_file_hashes
-from earshot_train.models.captioner import Captioner
+from earshot_train.models.captioner import Captioner, mn04_base
 from earshot_train.models.decoder import LastLogits
 from earshot_train.tokenizer import END, PAD, START, UNK, Tokenizer
 
@@ -340,13 +340,10 @@ def export_run(cfg: dict[str, Any], out: Path, which: str = "best") -> dict[str,
         model = Captioner(TeacherEncoder(model.encoder.to_mn04()), model.decoder).eval()
         spec = MN04_FRONTEND
     elif cfg["model"]["encoder"] == "teacher_frames":  # mn04 in the bundle (teachers and mn04 students)
-        from earshot_train.teacher.mn04 import MN04, MN04_FRONTEND, default_mn04_dir, load_mn04
+        from earshot_train.teacher.mn04 import MN04_FRONTEND
 
-        if cfg["teacher"]["weights"] == "random":
-            torch.manual_seed(cfg["experiment"]["seed"])  # the same init as the feature cache
-            mn04 = MN04().eval()
-        else:
-            mn04 = load_mn04(default_mn04_dir())
+        # a random mn04 is seeded as the feature cache's was (trainer.ensure_teacher_cache)
+        mn04 = mn04_base(cfg["teacher"]["weights"], int(cfg["experiment"]["seed"]))
         model = Captioner(
             TeacherEncoder(mn04, getattr(model.encoder, "tag_token", None)), model.decoder
         ).eval()

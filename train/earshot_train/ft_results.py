@@ -55,8 +55,6 @@ def _record(cfg: Path, measure_dir: Path | None, runs: Path, truth: dict, classe
     rec = run_record(cfg, runs, truth, classes, measure_dir or RESULTS)
     if measure_dir is None:
         rec["measure"] = _json(SHIPPED_MEASURE)
-    elif "measure" not in rec:  # run_record stops before its measurement when there is no evaluation
-        rec["measure"] = _json(measure_dir / rec["name"] / "measure.json")
     if not rec["ran"]:  # no Python evaluation here: keep the binary numbers, leave the Python ones empty
         rec["test_single"] = {**dict.fromkeys(TEXT_METRICS), "source": None}
         rec["test_mix"] = {"CIDEr-D": None, "source": None}

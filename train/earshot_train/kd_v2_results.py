@@ -69,6 +69,7 @@ def run_record(
     name = cfg["experiment"]["name"]
     rdir = runs / name
     rec: dict[str, Any] = {"name": name, "cfg": cfg, "ran": False, "bundle": rdir / "bundle"}
+    rec["measure"] = _json(measure_dir / name / "measure.json")
     for split in ("test_single", "test_mix"):
         ev = _json(rdir / f"eval_{split}.json")
         if ev is None:
@@ -76,7 +77,6 @@ def run_record(
         preds = ev["predictions"]
         ok = [names_all(preds[i], truth[i], classes) for i in preds if truth.get(i)]
         rec[split] = {**{k: ev["metrics"].get(k) for k in TEXT_METRICS}, "source": sum(ok) / len(ok)}
-    rec["measure"] = _json(measure_dir / name / "measure.json")
     rec["ran"] = True
     return rec
 

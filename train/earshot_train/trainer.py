@@ -30,10 +30,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from earshot_train import augment, dist, search
-from earshot_train.config import corpus_table, dumps, run_dir
+from earshot_train.config import corpus_table, dumps, encoder_kd_from_run, encoder_kd_from_self, run_dir
 from earshot_train.frontend import STUDENT_SPEC, FrontendSpec, logmel
 from earshot_train.losses import KDLoss, caption_ce
-from earshot_train.models.captioner import Captioner, build_captioner
+from earshot_train.models.captioner import Captioner, build_captioner, mn04_base
 from earshot_train.tokenizer import PAD, Tokenizer
 
 # ------------------------------------------------------------------------------------------ basics
@@ -120,7 +120,7 @@ def select_train_rows(
     mn04 inside the encoder, which gives every clip a target."""
     splits = list(cfg["data"]["train_splits"])
     lw = cfg["loss"]
-    own_enc_kd = cfg["model"]["encoder"] == "mn04_tuned" and bool(lw["enc_mse"] or lw["enc_infonce"])
+    own_enc_kd = encoder_kd_from_self(cfg)
     if kd_captions is not None or kd_emb is not None or own_enc_kd:
         splits += [s for s in cfg["data"]["kd_splits"] if s not in splits]
     keep = []
@@ -195,12 +195,7 @@ def ensure_teacher_cache(
         for r in rows
     ):
         return out
-    model = None
-    if cfg["teacher"]["weights"] == "random":
-        from earshot_train.teacher.mn04 import MN04
-
-        torch.manual_seed(cfg["experiment"]["seed"])
-        model = MN04().eval()
+    model = mn04_base("random", int(cfg["experiment"]["seed"])) if weights == "random" else None
     with torch.no_grad():
         teacher_cache.cache_teacher_features(
             cdir,
@@ -348,6 +343,7 @@ def build_model(cfg: dict[str, Any], vocab_size: int) -> Captioner:
         tag_token_weights=cfg["teacher"]["weights"],
         mn04_weights=cfg["teacher"]["weights"],
         mn04_seed=int(cfg["experiment"]["seed"]),
+        mn04_targets=bool(cfg["loss"]["tag_kd"]) or encoder_kd_from_self(cfg),
     )
     return build_captioner(model_cfg, vocab_size, input_spec(cfg).n_mels)
 
@@ -418,8 +414,7 @@ class Run:
 
     def _load_kd(self) -> None:
         lw = self.cfg["loss"]
-        # mn04_tuned: the encoder-KD target is the frozen mn04 inside the encoder, not a teacher run's file
-        enc_from_run = self.cfg["model"]["encoder"] != "mn04_tuned" and (lw["enc_mse"] or lw["enc_infonce"])
+        enc_from_run = encoder_kd_from_run(self.cfg)
         if not (lw["seq_kd"] or enc_from_run):
             return
         assert self.teacher_dir is not None

@@ -54,3 +54,11 @@ def test_tag_kd_is_zero_at_agreement_and_positive_otherwise():
     t = torch.randn(4, 527)
     assert abs(float(tag_kd(t, t))) < 1e-6
     assert float(tag_kd(t + torch.randn(4, 527), t)) > 1e-3
+
+
+def test_without_targets_the_frozen_pass_is_skipped():
+    base = mn04_base("random", 3)
+    enc = MN04Tuned(base, maps_at=12, train_from=14, targets=False).train()
+    with torch.no_grad():
+        out = enc(base.maps(_mel(2), 12))
+    assert "teacher_emb" not in out and "teacher_tags" not in out and out["memory"].shape[-1] == 384

@@ -97,11 +97,19 @@ class MN04Tuned(nn.Module):
     mn04's running statistics (eval mode in training too), so the exported graph computes what
     training computed. ``base`` is the untouched pretrained mn04: it supplies the frozen part and,
     in training, the targets of the tag and encoder distillation (``teacher_tags``: mn04's logits,
-    ``teacher_emb``: its pooled embedding) from the same map. :meth:`to_mn04` returns a whole mn04 with
-    the tuned weights in place (what the bundle's encoder runs on the log-mel).
+    ``teacher_emb``: its pooled embedding) from the same map — only with ``targets`` (a loss uses them;
+    otherwise the frozen pass is skipped). :meth:`to_mn04` returns a whole mn04 with the tuned weights
+    in place (what the bundle's encoder runs on the log-mel).
     """
 
-    def __init__(self, base: nn.Module, maps_at: int, train_from: int, input_dropout: float = 0.0):
+    def __init__(
+        self,
+        base: nn.Module,
+        maps_at: int,
+        train_from: int,
+        input_dropout: float = 0.0,
+        targets: bool = True,
+    ):
         super().__init__()
         n = len(base.features)
         if not 1 <= maps_at <= train_from < n:
@@ -117,6 +125,7 @@ class MN04Tuned(nn.Module):
         for p in [*self.top.parameters(), *self.classifier.parameters()]:
             p.requires_grad_(True)
         self.input_dropout = float(input_dropout)
+        self.targets = bool(targets)
         self.out_dim = int(base.dim)
 
     def train(self, mode: bool = True) -> MN04Tuned:
@@ -137,7 +146,7 @@ class MN04Tuned(nn.Module):
         y = self.top(x)
         frames = y.mean(dim=2).transpose(1, 2)
         out = {"memory": frames, "emb": frames.mean(dim=1), "tags": self.classifier(y)}
-        if self.training:
+        if self.training and self.targets:
             with torch.no_grad():
                 t = self.base.forward_from(x, self.train_from)
             out["teacher_emb"], out["teacher_tags"] = t["emb"], t["logits"]
@@ -185,7 +194,11 @@ def build_encoder(model_cfg: dict[str, Any], n_mels: int) -> nn.Module:
         c = model_cfg.get("mn04_tuned", {})
         base = mn04_base(model_cfg.get("mn04_weights", "shared"), int(model_cfg.get("mn04_seed", 0)))
         return MN04Tuned(
-            base, int(c.get("maps_at", 12)), int(c.get("train_from", 12)), float(c.get("input_dropout", 0.0))
+            base,
+            int(c.get("maps_at", 12)),
+            int(c.get("train_from", 12)),
+            float(c.get("input_dropout", 0.0)),
+            targets=bool(model_cfg.get("mn04_targets", True)),
         )
     raise ValueError(
         f"model.encoder must be 'cnn', 'tcn', 'effb2', 'teacher_frames' or 'mn04_tuned', got {kind!r}"
