@@ -1,10 +1,12 @@
 """Write ``train/RESULTS-ft.md``: the fine-tuned mn04 student and encoder-level KD on it (issue 14),
 from logged runs — never by hand.
 
-Rows: the shipped student (frozen mn04) and the fine-tuned one (``configs/student-v2-ft.toml``:
-mn04's ``features[12:]`` and tag head trained, tag KD) with all labels; with 25 % of the labels the
-frozen student without KD (``configs/kd-v2/kdv2-student-nokd-25.toml``) and the fine-tuned student
-without KD, + MSE and + contrastive encoder KD against the frozen mn04 (``configs/ft/``). Python
+Rows: with all labels the shipped student (frozen mn04), the fine-tuned one with tag KD
+(``configs/student-v2-ft.toml``: mn04's ``features[12:]`` and tag head trained) and the fine-tuned
+student without KD, + MSE and + contrastive encoder KD against the frozen mn04 (``configs/ft/``, two
+seeds each, averaged); with 25 % of the labels the frozen student without KD
+(``configs/kd-v2/kdv2-student-nokd-25.toml``), the fine-tuned student without KD (10 epochs, and 40:
+as many optimizer steps as the KD rows), + MSE and + contrastive encoder KD. Python
 numbers come from ``earshot-train eval`` of the run (rendered held-out windows), binary numbers from
 ``measure_v2`` (the release ``earshot caption`` on the original files); a row whose run or
 measurement is absent says so, never filled in.
@@ -27,35 +29,64 @@ from earshot_train.shared import REPO_ROOT
 
 CONFIGS = REPO_ROOT / "train" / "configs"
 RESULTS = REPO_ROOT / "train" / "results"
-#: (label, labels, config, folder holding <experiment>/measure.json)
+FT = CONFIGS / "ft"
+#: (key, label, labels, configs — one per seed, averaged —, folder holding <experiment>/measure.json)
 ROWS = [
-    ("frozen mn04 (shipped student)", "100 %", CONFIGS / "student-v2.toml", None),
-    ("mn04 fine-tuned + tag KD", "100 %", CONFIGS / "student-v2-ft.toml", RESULTS),
+    ("frozen", "frozen mn04 (shipped student)", "100 %", [CONFIGS / "student-v2.toml"], None),
+    ("tagkd", "mn04 fine-tuned + tag KD", "100 %", [CONFIGS / "student-v2-ft.toml"], RESULTS),
     (
-        "frozen mn04 + tag row, no KD",
-        "25 %",
-        CONFIGS / "kd-v2" / "kdv2-student-nokd-25.toml",
-        RESULTS / "kd-v2",
-    ),
-    ("mn04 fine-tuned, no KD", "25 %", CONFIGS / "ft" / "ft-nokd-25.toml", RESULTS / "ft"),
-    ("mn04 fine-tuned + encoder KD (MSE)", "25 %", CONFIGS / "ft" / "ft-mse-25.toml", RESULTS / "ft"),
-    ("mn04 fine-tuned + encoder KD (contrastive)", "25 %", CONFIGS / "ft" / "ft-nce-25.toml", RESULTS / "ft"),
-    (
-        "mn04 fine-tuned + encoder KD (contrastive)",
+        "nokd100",
+        "mn04 fine-tuned, no KD",
         "100 %",
-        CONFIGS / "ft" / "ft-nce-100.toml",
+        [FT / "ft-nokd-100.toml", FT / "ft-nokd-100-s2.toml"],
         RESULTS / "ft",
     ),
+    (
+        "mse100",
+        "mn04 fine-tuned + encoder KD (MSE)",
+        "100 %",
+        [FT / "ft-mse-100.toml", FT / "ft-mse-100-s2.toml"],
+        RESULTS / "ft",
+    ),
+    (
+        "nce100",
+        "mn04 fine-tuned + encoder KD (contrastive)",
+        "100 %",
+        [FT / "ft-nce-100.toml", FT / "ft-nce-100-s2.toml"],
+        RESULTS / "ft",
+    ),
+    (
+        "frozen25",
+        "frozen mn04 + tag row, no KD",
+        "25 %",
+        [CONFIGS / "kd-v2" / "kdv2-student-nokd-25.toml"],
+        RESULTS / "kd-v2",
+    ),
+    ("nokd25", "mn04 fine-tuned, no KD", "25 %", [FT / "ft-nokd-25.toml"], RESULTS / "ft"),
+    (
+        "nokd25steps",
+        "mn04 fine-tuned, no KD, as many steps as the KD rows",
+        "25 %",
+        [FT / "ft-nokd-25-steps.toml"],
+        RESULTS / "ft",
+    ),
+    ("mse25", "mn04 fine-tuned + encoder KD (MSE)", "25 %", [FT / "ft-mse-25.toml"], RESULTS / "ft"),
+    ("nce25", "mn04 fine-tuned + encoder KD (contrastive)", "25 %", [FT / "ft-nce-25.toml"], RESULTS / "ft"),
 ]
 #: the shipped student's measurement (its bundle is models/default, measured under its bundle name)
 SHIPPED_MEASURE = RESULTS / "student-v2-mn04" / "measure.json"
 
 
-def _record(cfg: Path, measure_dir: Path | None, runs: Path, truth: dict, classes: dict) -> dict[str, Any]:
+def _record(
+    cfg: Path, measure_dir: Path | None, runs: Path, truth: dict, classes: dict
+) -> dict[str, Any] | None:
+    """One run's numbers, or None when it has neither a Python evaluation nor a measurement."""
     rec = run_record(cfg, runs, truth, classes, measure_dir or RESULTS)
     if measure_dir is None:
         rec["measure"] = _json(SHIPPED_MEASURE)
     if not rec["ran"]:  # no Python evaluation here: keep the binary numbers, leave the Python ones empty
+        if rec["measure"] is None:
+            return None
         rec["test_single"] = {**dict.fromkeys(TEXT_METRICS), "source": None}
         rec["test_mix"] = {"CIDEr-D": None, "source": None}
     rec["ran"] = True
@@ -67,11 +98,16 @@ def _record(cfg: Path, measure_dir: Path | None, runs: Path, truth: dict, classe
     return rec
 
 
+def _mean_of(vals: list[float | None]) -> float | None:
+    vals = [v for v in vals if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
 def _fmt(v: float | None, pct: bool) -> str:
     return _pct(v) if pct else _num(v)
 
 
-def render(rows: list[tuple[str, str, dict[str, Any]]], cmdline: str) -> str:
+def render(rows: list[tuple[str, str, str, list[dict[str, Any]]]], cmdline: str) -> str:
     L = [
         "# Fine-tuned mn04 and encoder-level KD on corpus v2 (generated)",
         "",
@@ -85,7 +121,9 @@ def render(rows: list[tuple[str, str, dict[str, Any]]], cmdline: str) -> str:
         "it costs what the shipped one costs. Encoder KD: MSE or symmetric contrastive loss between the",
         "tuned and the frozen mn04's pooled embeddings of the same clip (the frozen mn04 is the teacher's",
         "encoder); with 25 % of the labels the other 75 % of the train clips serve only that term.",
-        "Decoder everywhere: 2 layers, d = 128, 10 epochs (frozen rows: 20), seed 1234, one run per row.",
+        "Decoder everywhere: 2 layers, d = 128, 10 epochs (frozen rows: 20; the step-matched control: 40),",
+        "seed 1234 (second runs: seed 2); a row of several runs shows their mean, held-out per run",
+        "beside it.",
         "",
         "Python = the training pipeline on the rendered held-out windows (`test_single`, `test_mix`);",
         'binary = the release `earshot caption` on the original files (`measure_v2`). "—": not measured',
@@ -94,51 +132,64 @@ def render(rows: list[tuple[str, str, dict[str, Any]]], cmdline: str) -> str:
         "`speech-en` files had been labelled speech); a row with 540 was measured before, its bundle is",
         "not on this machine. Steps: optimizer steps of the run (its `metrics.jsonl`); with 25 % of the",
         "labels the KD rows also step over the audio-only clips, so they train 4× longer on the same",
-        "label presentations — part of their gain may be that longer schedule.",
+        "label presentations; the step-matched no-KD row (40 epochs) tells how much of their gain is that",
+        "longer schedule.",
         "",
-        "| model | labels | steps | CIDEr-D | CIDEr-D mix | source (Python) | both, mix (Python) "
-        "| ESC-10 fold 4 (binary) | held-out recordings (binary) | broad rule | held-out files "
+        "| model | labels | runs | steps | CIDEr-D | CIDEr-D mix | source (Python) | both, mix (Python) "
+        "| ESC-10 fold 4 (binary) | held-out recordings (binary) | per run | broad rule | held-out files "
         "| mixtures (binary) | degenerate windows (binary) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
-    cells = []
-    for label, frac, rec in rows:
-        c = _row_cells([rec])
-        m = rec.get("measure")
-        broad = None if m is None else m["heldout"].get("source_accuracy_broad")
-        deg = "—" if m is None else f"{m['degenerate']['degenerate']} / {m['degenerate']['windows']}"
-        files = "—" if m is None else str(m["heldout"]["files"])
-        steps = "—" if rec.get("steps") is None else str(rec["steps"])
-        cells.append(c)
+    cells: dict[str, dict[str, float | None]] = {}
+    runs = {key: len(recs) for key, _, _, recs in rows}
+    for key, label, frac, recs in rows:
+        c = cells[key] = _row_cells(recs)
+        ms = [r["measure"] for r in recs if r.get("measure") is not None]
+        broad = _mean_of([m["heldout"].get("source_accuracy_broad") for m in ms])
+        deg = " + ".join(f"{m['degenerate']['degenerate']}" for m in ms)
+        deg = "—" if not ms else f"{deg} / {ms[0]['degenerate']['windows']}"
+        files = "—" if not ms else str(ms[0]["heldout"]["files"])
+        steps = "—" if not recs or recs[0].get("steps") is None else str(recs[0]["steps"])
+        per_run = " / ".join(_pct(m["heldout"]["source_accuracy"]) for m in ms) if len(ms) > 1 else ""
         L.append(
-            f"| {label} | {frac} | {steps} | {_num(c['CIDEr-D'])} | {_num(c['mix_cider'])} "
+            f"| {label} | {frac} | {len(recs)} | {steps} | {_num(c['CIDEr-D'])} | {_num(c['mix_cider'])} "
             f"| {_pct(c['single_src'])} | {_pct(c['mix_src'])} | {_pct(c['esc'])} | {_pct(c['heldout'])} "
-            f"| {_pct(broad)} | {files} | {_pct(c['mix_bin'])} | {deg} |"
+            f"| {per_run} | {_pct(broad)} | {files} | {_pct(c['mix_bin'])} | {deg} |"
         )
     L += ["", "## What it answers", ""]
 
-    def delta(a: int, b: int, key: str, pct: bool = True) -> str:
-        """Row ``a`` → row ``b`` (indices into :data:`ROWS`)."""
+    def delta(a: str, b: str, key: str, pct: bool = True) -> str:
+        """Row ``a`` → row ``b`` (keys of :data:`ROWS`)."""
         x, y = cells[a][key], cells[b][key]
         return f"{_fmt(x, pct)} → {_fmt(y, pct)}"
 
-    frozen, tuned, nokd = 0, 1, 3
-    L.append(
-        f"- Fine-tuning mn04's last blocks, all labels: held-out recordings (binary) "
-        f"{delta(frozen, tuned, 'heldout')}, ESC-10 fold 4 {delta(frozen, tuned, 'esc')}, mixtures "
-        f"{delta(frozen, tuned, 'mix_bin')}."
-    )
-    for i in (4, 5):
-        L.append(
-            f"- {ROWS[i][0]} vs no KD, 25 % of the labels: CIDEr-D {delta(nokd, i, 'CIDEr-D', False)}, "
-            f"source (Python) {delta(nokd, i, 'single_src')}, held-out recordings (binary) "
-            f"{delta(nokd, i, 'heldout')}, ESC-10 fold 4 {delta(nokd, i, 'esc')}."
+    def compare(text: str, a: str, b: str) -> str:
+        if not (runs[a] and runs[b]):
+            return f"- {text}: not measured (a row has no run)."
+        return (
+            f"- {text}: CIDEr-D {delta(a, b, 'CIDEr-D', False)}, "
+            f"source (Python) {delta(a, b, 'single_src')}, "
+            f"held-out recordings (binary) {delta(a, b, 'heldout')}, ESC-10 fold 4 {delta(a, b, 'esc')}, "
+            f"mixtures (binary) {delta(a, b, 'mix_bin')}."
         )
-    L.append(
-        f"- Encoder KD (contrastive) instead of tag KD, all labels: held-out recordings (binary) "
-        f"{delta(tuned, 6, 'heldout')}, ESC-10 fold 4 {delta(tuned, 6, 'esc')}, CIDEr-D "
-        f"{delta(tuned, 6, 'CIDEr-D', False)}."
-    )
+
+    L += [
+        compare(
+            "Fine-tuning mn04's last blocks, all labels, no KD (frozen → fine-tuned)", "frozen", "nokd100"
+        ),
+        compare("Tag KD on the fine-tuned student, all labels (no KD → tag KD)", "nokd100", "tagkd"),
+        compare("Encoder KD (MSE), all labels (no KD → MSE)", "nokd100", "mse100"),
+        compare("Encoder KD (contrastive), all labels (no KD → contrastive)", "nokd100", "nce100"),
+        compare("MSE → contrastive, all labels", "mse100", "nce100"),
+        compare("Encoder KD (MSE), 25 % of the labels (no KD → MSE)", "nokd25", "mse25"),
+        compare("Encoder KD (contrastive), 25 % of the labels (no KD → contrastive)", "nokd25", "nce25"),
+        compare(
+            "The longer schedule alone, 25 % of the labels (no KD, 10 → 40 epochs)", "nokd25", "nokd25steps"
+        ),
+        compare("Encoder KD (MSE) against the step-matched no-KD row, 25 %", "nokd25steps", "mse25"),
+        compare("Encoder KD (contrastive) against the step-matched no-KD row, 25 %", "nokd25steps", "nce25"),
+        compare("MSE → contrastive, 25 % of the labels", "mse25", "nce25"),
+    ]
     return "\n".join(L) + "\n"
 
 
@@ -150,7 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cdir = corpus_dir(CorpusConfig.load(CONFIGS / "corpus-v2.toml"))
     truth = {r["id"]: r["sources"] for r in read_manifest(cdir, ["test_single", "test_mix"])}
     classes = {c.id: c for c in load_taxonomy()}
-    rows = [(label, frac, _record(cfg, md, a.runs, truth, classes)) for label, frac, cfg, md in ROWS]
+    rows = []
+    for key, label, frac, cfgs, md in ROWS:
+        recs = [_record(cfg, md, a.runs, truth, classes) for cfg in cfgs]
+        rows.append((key, label, frac, [r for r in recs if r is not None]))
     a.out.write_text(render(rows, "python -m earshot_train.ft_results"))
     print(a.out.read_text())
     return 0
