@@ -130,10 +130,11 @@ def render(rows: list[tuple[str, str, str, list[dict[str, Any]]]], cmdline: str)
         "here (the frozen rows' Python numbers are in `RESULTS-kd-v2.md` and `RESULTS-v2.md`, from runs",
         "not on this machine). Held-out files: 532 since the curation drops digital silence (8 silent",
         "`speech-en` files had been labelled speech); a row with 540 was measured before, its bundle is",
-        "not on this machine. Steps: optimizer steps of the run (its `metrics.jsonl`); with 25 % of the",
-        "labels the KD rows also step over the audio-only clips, so they train 4× longer on the same",
-        "label presentations; the step-matched no-KD row (40 epochs) tells how much of their gain is that",
-        "longer schedule.",
+        "not on this machine. Steps: optimizer steps of the run (its `metrics.jsonl`). With 25 % of the",
+        "labels a KD row's batches mix captioned and audio-only clips (about a quarter captioned), so in 10",
+        "epochs it takes 4× the steps of the 10-epoch no-KD row with the same caption presentations; the",
+        "40-epoch no-KD row takes as many steps as the KD rows (the same compute), every batch captioned,",
+        "so it sees each caption 4× as often.",
         "",
         "| model | labels | runs | steps | CIDEr-D | CIDEr-D mix | source (Python) | both, mix (Python) "
         "| ESC-10 fold 4 (binary) | held-out recordings (binary) | per run | broad rule | held-out files "
