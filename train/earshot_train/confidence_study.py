@@ -124,7 +124,8 @@ def study(bundle: Path, earshot: Path) -> dict[str, Any]:
         man = json.loads((all_tags / "manifest.json").read_text())
         if not man.get("tags"):
             raise ValueError(f"{bundle}: the bundle has no tags output")
-        man["tags"].update(top_k=527, min_score=0.0)
+        n_tags = len((bundle / man["tags"]["labels"]).read_text().splitlines())
+        man["tags"].update(top_k=n_tags, min_score=0.0)  # every tag, whatever its score
         (all_tags / "manifest.json").write_text(json.dumps(man))
         for name, rows in sets.items():
             files = [_playable(root / r["file"], work) for r in rows]

@@ -24,7 +24,7 @@ from typing import Any
 
 from earshot_train.corpus import CorpusConfig, corpus_dir, read_manifest
 from earshot_train.corpus_v2.taxonomy import load_taxonomy
-from earshot_train.kd_v2_results import TEXT_METRICS, _json, _num, _pct, _row_cells, run_record
+from earshot_train.kd_v2_results import TEXT_METRICS, _json, _mean, _num, _pct, _row_cells, run_record
 from earshot_train.shared import REPO_ROOT
 
 CONFIGS = REPO_ROOT / "train" / "configs"
@@ -98,11 +98,6 @@ def _record(
     return rec
 
 
-def _mean_of(vals: list[float | None]) -> float | None:
-    vals = [v for v in vals if v is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
 def _fmt(v: float | None, pct: bool) -> str:
     return _pct(v) if pct else _num(v)
 
@@ -146,7 +141,9 @@ def render(rows: list[tuple[str, str, str, list[dict[str, Any]]]], cmdline: str)
     for key, label, frac, recs in rows:
         c = cells[key] = _row_cells(recs)
         ms = [r["measure"] for r in recs if r.get("measure") is not None]
-        broad = _mean_of([m["heldout"].get("source_accuracy_broad") for m in ms])
+        broad = _mean(
+            recs, lambda r: (r.get("measure") or {}).get("heldout", {}).get("source_accuracy_broad")
+        )
         deg = " + ".join(f"{m['degenerate']['degenerate']}" for m in ms)
         deg = "—" if not ms else f"{deg} / {ms[0]['degenerate']['windows']}"
         files = "—" if not ms else str(ms[0]["heldout"]["files"])
