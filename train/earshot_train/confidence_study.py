@@ -87,14 +87,17 @@ def tag_support(caption: str, tags: dict[str, float], sources: list[SourceClass]
 
 def beam_agreement(dec: BundleDecoder, samples: np.ndarray, sources: list[SourceClass], width: int = 5):
     """(best caption, share of the other finished hypotheses naming the same classes) of a constant beam."""
-    mem = dec.memory(samples)
-    b = search._Beam(mem, width, int(dec.manifest["search"].get("max_len", 20)), "constant", dec.rules)
-    while not b.done:
-        ids = np.array([h for h, _, _ in b.live], dtype=np.int64)
-        logits = np.asarray(dec.step(ids, np.repeat(mem, len(ids), axis=0)), dtype=np.float32)
-        b.advance(search._log_softmax(logits))
-    hyps = sorted(b.finished, key=lambda h: -h[1] / (len(h[0]) - 1))
-    texts = [" ".join(dec.vocab[i] for i in h[0][1:] if i not in dec.skip) for h in hyps]
+    s = dec.manifest["search"]
+    hyps = search.beam_hypotheses(
+        dec.step,
+        dec.memory(samples),
+        width,
+        int(s.get("max_len", 20)),
+        float(s.get("length_norm", 1.0)),
+        "constant",
+        dec.rules,
+    )
+    texts = [" ".join(dec.vocab[i] for i in h.ids if i not in dec.skip) for h in hyps]
     best = named_classes(texts[0], sources)
     return texts[0], float(np.mean([named_classes(t, sources) == best for t in texts[1:]]))
 

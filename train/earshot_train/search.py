@@ -265,6 +265,29 @@ def beam_search_many_full(
     rules: Repetition = NO_RULES,
 ) -> list[Hyp]:
     """:func:`beam_search_many` returning each clip's best :class:`Hyp` (ids and log-probabilities)."""
+    return [b.best(length_norm) for b in _search_beams(step, memories, beam, max_len, mode, rules)]
+
+
+def beam_hypotheses(
+    step: StepFn,
+    memory: np.ndarray,
+    beam: int,
+    max_len: int,
+    length_norm: float = 1.0,
+    mode: str = "shrinking",
+    rules: Repetition = NO_RULES,
+) -> list[Hyp]:
+    """Every finished hypothesis of one clip's beam search, best first (the order of :meth:`_Beam.best`,
+    so the first is what :func:`search_full` returns)."""
+    (b,) = _search_beams(step, [memory], beam, max_len, mode, rules)
+    ranked = sorted(b.finished, key=lambda h: -h[1] / (float(len(h[0]) - 1) ** length_norm))
+    return [Hyp(ids[1:], lps) for ids, _, lps in ranked]
+
+
+def _search_beams(
+    step: StepFn, memories: list[np.ndarray], beam: int, max_len: int, mode: str, rules: Repetition
+) -> list[_Beam]:
+    """The finished beams of ``memories``, searched together (one decoder call per step)."""
     if beam < 1 or max_len < 1:
         raise ValueError("beam and max_len must be >= 1")
     if mode not in BEAM_MODES:
@@ -282,4 +305,4 @@ def beam_search_many_full(
             n = len(b.live)
             b.advance(lp[row : row + n])
             row += n
-    return [b.best(length_norm) for b in beams]
+    return beams

@@ -163,3 +163,14 @@ def test_platt_of_the_mean_logprob():
     assert search.mean_logprob([]) == 0.0
     assert search.sigmoid(0.0) == 0.5
     assert search.sigmoid(1000.0) == 1.0 and search.sigmoid(-1000.0) == 0.0
+
+
+@pytest.mark.parametrize("mode", ["shrinking", "constant"])
+def test_beam_hypotheses_are_ranked_and_start_with_the_search_result(mode):
+    for f in (_trap, _alternate):
+        hyps = search.beam_hypotheses(_step(f), MEM, 3, 6, 1.0, mode)
+        best = search.search_full(_step(f), MEM, 3, 6, 1.0, mode)
+        assert hyps[0].ids == best.ids and hyps[0].logprobs == best.logprobs
+        scores = [h.score for h in hyps]
+        assert scores == sorted(scores, reverse=True)
+        assert len(hyps) >= (3 if mode == "constant" else 1)  # constant: until `beam` have finished
