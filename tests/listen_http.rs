@@ -146,6 +146,28 @@ fn event_stream_carries_captions_and_health() {
     assert_eq!(get(addr, "/api/events", "").status, 503);
 }
 
+/// Stopping the sink (the end of a run) still delivers every caption already queued for an open
+/// event stream, then ends the stream.
+#[test]
+fn stopping_the_sink_delivers_the_queued_captions_then_ends_the_stream() {
+    for round in 0..20 {
+        let s = settings();
+        let (mut sink, addr) = start(&s);
+        let mut es = EventStream::open(addr, "/api/events");
+        for i in 0..s.client_buffer as u64 {
+            sink.emit(&caption(&format!("caption {i}"), i)).unwrap();
+        }
+        drop(sink);
+        for i in 0..s.client_buffer {
+            let (name, data) = es.next();
+            assert_eq!(name, "caption", "round {round}");
+            let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+            assert_eq!(v["caption"], format!("caption {i}"), "round {round}");
+        }
+        assert!(es.closed(), "round {round}: the stream stays open");
+    }
+}
+
 #[test]
 fn a_slow_client_is_dropped_and_never_slows_captioning() {
     let (mut sink, addr) = start(&settings());

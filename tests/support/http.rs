@@ -111,6 +111,19 @@ impl EventStream {
             }
         }
     }
+
+    /// Whether the server ends the stream with no further event (comments and `retry:` aside).
+    pub fn closed(&mut self) -> bool {
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return true,
+                Ok(_) if line.starts_with("event: ") || line.starts_with("data: ") => return false,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
 }
 
 /// A local webhook receiver: answers `500` to the first `fail_first` POSTs (or to all while

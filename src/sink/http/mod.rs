@@ -15,6 +15,8 @@
 //!   [`server::MAX_HEAD`] bytes;
 //! - a client whose buffer is full is dropped (counted), and every socket has read and write
 //!   timeouts, so a stalled browser costs a thread for a few seconds at most;
+//! - stopping the sink lets every open event stream write the frames already queued for it
+//!   (waiting at most [`STREAM_DRAIN`]): the last captions of a run are not lost;
 //! - bound to a loopback address by default; any other address needs `http.token`, then every
 //!   route asks for it (`Authorization: Bearer …` or `?token=…`, compared in constant time).
 
@@ -31,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Settings of the HTTP server (`[http]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -240,13 +242,22 @@ impl EventSink for HttpSink {
     }
 }
 
+/// How long stopping the sink waits for the event streams to write what is queued for them.
+pub const STREAM_DRAIN: Duration = Duration::from_secs(2);
+
 impl Drop for HttpSink {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        // Dropping the senders ends every event stream.
+        // Dropping the senders ends every event stream once it has written its queued frames.
         self.shared.lock().clients.clear();
         if let Some(t) = self.acceptor.take() {
             let _ = t.join(); // polls `stop` every few ms
+        }
+        // The last captions of a run reach the open pages before the process exits; a stalled
+        // client holds this up for at most STREAM_DRAIN.
+        let t = Instant::now();
+        while self.shared.streams.load(Ordering::Relaxed) > 0 && t.elapsed() < STREAM_DRAIN {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

@@ -326,7 +326,8 @@ impl Drop for StreamGuard {
 }
 
 /// `/api/events`: server-sent events until the client leaves, falls `http.client_buffer` events
-/// behind (the sink then drops its sender), or the sink stops.
+/// behind (the sink then drops its sender), or the sink stops. When the sink stops, the frames
+/// already queued for this client are still written (the last captions of a run reach the page).
 fn events(stream: &mut TcpStream, shared: &Arc<Shared>, head: bool) -> std::io::Result<()> {
     let Some(rx) = shared.subscribe() else {
         return respond(stream, 503, "text/plain", b"too many event streams\n", head);
@@ -342,11 +343,9 @@ fn events(stream: &mut TcpStream, shared: &Arc<Shared>, head: bool) -> std::io::
         let f: Frame = match rx.recv_timeout(KEEPALIVE) {
             Ok(f) => f,
             Err(RecvTimeoutError::Timeout) => super::keepalive(),
+            // The sink stopped (or dropped this client) and every queued frame is written.
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
-        if shared.stop.load(Ordering::Relaxed) {
-            return Ok(());
-        }
         stream.write_all(f.as_bytes())?;
         stream.flush()?;
     }
