@@ -43,22 +43,33 @@ def features(cdir: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], 
     return {s: np.stack(v) for s, v in x.items()}, {s: np.array(v) for s, v in y.items()}, names
 
 
-def probe(
-    x: dict[str, torch.Tensor], y: dict[str, np.ndarray], n_classes: int, steps: int
-) -> dict[str, float]:
+def fit_probe(xt: torch.Tensor, yt: np.ndarray, n_classes: int, steps: int) -> nn.Module:
+    """The probe fitted on ``xt`` (standardised inside): a module from features to class logits."""
     torch.manual_seed(0)
-    xt, yt = x["train"], torch.from_numpy(y["train"])
     mu, sd = xt.mean(0), xt.std(0) + 1e-4
     lin = nn.Linear(xt.shape[1], n_classes)
     opt = torch.optim.Adam(lin.parameters(), lr=1e-2, weight_decay=1e-4)
+    y = torch.from_numpy(yt)
     for _ in range(steps):
         opt.zero_grad()
-        nn.functional.cross_entropy(lin((xt - mu) / sd), yt).backward()
+        nn.functional.cross_entropy(lin((xt - mu) / sd), y).backward()
         opt.step()
+    lin.requires_grad_(False)
+
+    class Standardised(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return lin((x - mu) / sd)
+
+    return Standardised()
+
+
+def probe(
+    x: dict[str, torch.Tensor], y: dict[str, np.ndarray], n_classes: int, steps: int
+) -> dict[str, float]:
+    lin = fit_probe(x["train"], y["train"], n_classes, steps)
     with torch.no_grad():
         return {
-            s: round(float((lin((x[s] - mu) / sd).argmax(1).numpy() == y[s]).mean()), 4)
-            for s in ("val", "test_single")
+            s: round(float((lin(x[s]).argmax(1).numpy() == y[s]).mean()), 4) for s in ("val", "test_single")
         }
 
 
