@@ -49,19 +49,28 @@ def val_corpus(config: Path, out: Path) -> Path:
     return build_corpus(cfg, out, progress=False)
 
 
-def fit_platt(s: np.ndarray, y: np.ndarray, iters: int = 100) -> tuple[float, float]:
-    """Logistic regression ``P(y=1) = sigmoid(a*s + b)`` by Newton's method (tiny ridge for stability)."""
-    X = np.stack([s, np.ones_like(s)], axis=1)
-    w = np.zeros(2)
+def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: np.ndarray, iters: int, tol: float = 0.0) -> np.ndarray:
+    """Weights (last: the bias) of a logistic regression ``P(y=1) = sigmoid([x, 1] @ w)`` by Newton's
+    method, with the L2 penalty ``ridge`` (one per weight, the bias's last); stops early when a step is
+    below ``tol``."""
+    X = np.c_[x, np.ones(len(x))]
+    reg = np.diag(np.asarray(ridge, dtype=float))
+    w = np.zeros(X.shape[1])
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-(X @ w)))
-        g = X.T @ (p - y) + 1e-6 * w
-        H = (X * (p * (1 - p))[:, None]).T @ X + 1e-6 * np.eye(2)
+        g = X.T @ (p - y) + reg @ w
+        H = (X * (p * (1 - p))[:, None]).T @ X + reg
         step = np.linalg.solve(H, g)
         w -= step
-        if np.abs(step).max() < 1e-10:
+        if np.abs(step).max() < tol:
             break
-    return float(w[0]), float(w[1])
+    return w
+
+
+def fit_platt(s: np.ndarray, y: np.ndarray, iters: int = 100) -> tuple[float, float]:
+    """Platt scaling ``P(y=1) = sigmoid(a*s + b)`` (a tiny ridge for stability)."""
+    a, b = fit_logistic(s[:, None], y, np.array([1e-6, 1e-6]), iters, tol=1e-10)
+    return float(a), float(b)
 
 
 def ece(conf: np.ndarray, y: np.ndarray, bins: int = 10) -> float:

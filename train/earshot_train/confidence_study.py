@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from earshot_train import search
+from earshot_train import calibrate, search
 from earshot_train.audio_io import load_audio
 from earshot_train.bundle_decode import BundleDecoder
 from earshot_train.corpus_v2.build import names_all, names_class
@@ -60,17 +60,8 @@ def _logit(p: float) -> float:
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.1, iters: int = 50) -> np.ndarray:
-    """Weights (last: bias) of an L2-regularised logistic regression, by Newton's method."""
-    xb = np.c_[x, np.ones(len(x))]
-    w = np.zeros(xb.shape[1])
-    reg = l2 * np.eye(len(w))
-    reg[-1, -1] = 0.0
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-xb @ w))
-        grad = xb.T @ (p - y) + reg @ w
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb + reg
-        w -= np.linalg.solve(hess, grad)
-    return w
+    """Weights (last: bias) of an L2-regularised logistic regression (the bias not penalised)."""
+    return calibrate.fit_logistic(x, y, np.r_[np.full(x.shape[1], l2), 0.0], iters)
 
 
 def named_classes(caption: str, sources: list[SourceClass]) -> frozenset[str]:
