@@ -673,7 +673,7 @@ fn example_config_rules_privacy_and_clips_keys_are_valid() {
     assert!(uncommented >= 18, "{uncommented} keys");
     let raw = earshot::config::RawConfig::parse(&out).unwrap();
     let s = earshot::config::validate(raw, &|_| None).unwrap_or_else(|e| panic!("{e:#}\n{out}"));
-    assert_eq!(s.captions.min_confidence, Some(0.73));
+    assert_eq!(s.captions.min_confidence, Some(0.71));
     assert_eq!(s.captions.only, ["dog", "glass"]);
     let c = s.clips.unwrap();
     assert_eq!(c.dir, PathBuf::from("/var/lib/earshot/clips"));

@@ -99,7 +99,7 @@ pub struct ListenArgs {
     /// Suppress a repeated caption for this many seconds [captions.holdoff_seconds; default 30]
     #[arg(long, value_name = "SECONDS", help_heading = "Captions")]
     pub holdoff: Option<f64>,
-    /// Emit only captions at least this confident, 0 = all [captions.min_confidence; default 0.73]
+    /// Emit only captions at least this confident, 0 = all [captions.min_confidence; default 0.71]
     #[arg(long, value_name = "0..1", help_heading = "Captions")]
     pub min_confidence: Option<f64>,
     /// Emit only captions mentioning one of these words or tags (repeat, or comma-separated)

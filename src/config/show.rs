@@ -382,7 +382,7 @@ mod tests {
             "captions.window_seconds = 10\n",
             "captions.hop_seconds = 2.5\n",
             "captions.gate_dbfs = -inf  # off",
-            "captions.min_confidence = 0.73\n",
+            "captions.min_confidence = 0.71\n",
             "captions.only = []",
             "privacy.speech = \"keep\"",
             "privacy.speech_clips = false",

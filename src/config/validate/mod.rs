@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn rules_privacy_and_clips_defaults() {
         let s = v("").unwrap();
-        assert_eq!(s.captions.min_confidence, Some(0.73));
+        assert_eq!(s.captions.min_confidence, Some(0.71));
         assert!(s.captions.only.is_empty() && s.captions.ignore.is_empty());
         assert_eq!(s.privacy.speech, crate::live::filter::SpeechPrivacy::Keep);
         assert!(
