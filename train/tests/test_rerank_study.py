@@ -38,3 +38,14 @@ def test_fitted_probe_separates_separable_classes():
     probe = probe_v2.fit_probe(x, y, 3, 200)
     with torch.no_grad():
         assert (probe(x).argmax(1).numpy() == y).mean() > 0.95
+
+
+def test_scores_strict_broad_and_without_speech():
+    from earshot_train.corpus_v2.taxonomy import load_taxonomy
+
+    classes = {c.id: c for c in load_taxonomy()}
+    rows = [{"class": "speech_person"}, {"class": "dog_bark"}, {"class": "dog_bark"}]
+    got = rs._score(["a man is talking", "a dog barks", "rain falls"], rows, classes)
+    assert got["source_accuracy"] == round(1 / 3, 4)  # the speaker's gender is not in the label
+    assert got["broad_rule"] == round(2 / 3, 4)  # "a man" is a narrower class of "a person"
+    assert got["without_speech"] == 0.5  # the two dog files only
