@@ -229,15 +229,17 @@ class _Beam:
         if self.t == self.max_len:
             self.done = True
 
+    def ranked(self, length_norm: float) -> list[Hyp]:
+        """The finished hypotheses, best first by score / generated length ** ``length_norm`` (ties keep
+        the order in which they finished)."""
+        order = sorted(self.finished, key=lambda h: -h[1] / (float(len(h[0]) - 1) ** length_norm))
+        return [Hyp(ids[1:], lps) for ids, _, lps in order]
+
     def best(self, length_norm: float) -> Hyp:
-        best, best_val = None, -np.inf
-        for ids, score, lps in self.finished:
-            val = score / (float(len(ids) - 1) ** length_norm)
-            if best is None or val > best_val:
-                best, best_val = Hyp(ids[1:], lps), val
-        if best is None:
+        ranked = self.ranked(length_norm)
+        if not ranked:
             raise RuntimeError("beam search finished without a hypothesis")
-        return best
+        return ranked[0]
 
 
 def beam_search_many(
@@ -277,11 +279,10 @@ def beam_hypotheses(
     mode: str = "shrinking",
     rules: Repetition = NO_RULES,
 ) -> list[Hyp]:
-    """Every finished hypothesis of one clip's beam search, best first (the order of :meth:`_Beam.best`,
-    so the first is what :func:`search_full` returns)."""
+    """Every finished hypothesis of one clip's beam search, best first (:meth:`_Beam.ranked`, so the
+    first is what :func:`search_full` returns)."""
     (b,) = _search_beams(step, [memory], beam, max_len, mode, rules)
-    ranked = sorted(b.finished, key=lambda h: -h[1] / (float(len(h[0]) - 1) ** length_norm))
-    return [Hyp(ids[1:], lps) for ids, _, lps in ranked]
+    return b.ranked(length_norm)
 
 
 def _search_beams(
