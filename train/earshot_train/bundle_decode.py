@@ -47,23 +47,43 @@ class BundleDecoder:
 
     def memory(self, samples: np.ndarray) -> np.ndarray:
         """Encoder memory of one window: ``samples`` (mono, the bundle's rate) zero-padded or cut."""
+        return self._encode(samples, with_tags=False)[0]
+
+    def memory_and_tags(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`memory` and the bundle's tag probabilities (sigmoid of its ``tags`` output, one per
+        label) of one window, from one encoder run. A bundle without tags is a ``ValueError``."""
+        if not self.manifest.get("tags"):
+            raise ValueError(f"{self.dir}: the bundle has no tags output")
+        mem, logits = self._encode(samples, with_tags=True)
+        return mem, 1.0 / (1.0 + np.exp(-logits[0]))
+
+    def _encode(self, samples: np.ndarray, with_tags: bool) -> list[np.ndarray]:
         m = self.manifest
         feats = window_features(samples, self.spec, float(m["window_seconds"]))
         enc = m["encoder"]
-        mem = self.encoder.run([enc["output"]], {enc["input"]: feats})[0]
+        outputs = [enc["output"]] + ([m["tags"]["output"]] if with_tags else [])
+        mem, *rest = self.encoder.run(outputs, {enc["input"]: feats})
         if enc.get("memory_len", "full") == "effb2":
             n = min(len(samples), int(round(float(m["window_seconds"]) * self.spec.sample_rate)))
             keep = ((n // self.spec.hop_length) + 1) // 32
             if keep < 1:
                 raise ValueError("clip too short for this model")
             mem = mem[:, :keep, :]
-        return np.ascontiguousarray(mem, dtype=np.float32)
+        return [np.ascontiguousarray(mem, dtype=np.float32), *rest]
+
+    def text(self, ids: list[int]) -> str:
+        """The caption of generated ids (<start>, <end> and <pad> left out)."""
+        return " ".join(self.vocab[i] for i in ids if i not in self.skip)
 
     def decode(self, samples: np.ndarray, beam: int | None = None) -> Decoded:
+        return self.decode_memory(self.memory(samples), beam)
+
+    def decode_memory(self, memory: np.ndarray, beam: int | None = None) -> Decoded:
+        """:meth:`decode` of an encoder memory already computed (:meth:`memory`)."""
         s = self.manifest["search"]
         hyp = search.search_full(
             self.step,
-            self.memory(samples),
+            memory,
             int(beam if beam is not None else s.get("beam", 3)),
             int(s.get("max_len", 20)),
             float(s.get("length_norm", 1.0)),
@@ -73,8 +93,7 @@ class BundleDecoder:
         conf = self.manifest.get("confidence")
         score = hyp.score
         c = search.platt(score, float(conf["a"]), float(conf["b"])) if conf else None
-        text = " ".join(self.vocab[i] for i in hyp.ids if i not in self.skip)
-        return Decoded(hyp.ids, hyp.logprobs, score, c, text)
+        return Decoded(hyp.ids, hyp.logprobs, score, c, self.text(hyp.ids))
 
 
 def repeats(text: str, once_words: set[str], n: int = 3) -> list[str]:

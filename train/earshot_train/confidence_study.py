@@ -88,7 +88,7 @@ def beam_agreement(dec: BundleDecoder, samples: np.ndarray, sources: list[Source
         "constant",
         dec.rules,
     )
-    texts = [" ".join(dec.vocab[i] for i in h.ids if i not in dec.skip) for h in hyps]
+    texts = [dec.text(h.ids) for h in hyps]
     best = named_classes(texts[0], sources)
     return texts[0], float(np.mean([named_classes(t, sources) == best for t in texts[1:]]))
 

@@ -44,7 +44,6 @@ from earshot_train.corpus import CorpusConfig, corpus_dir
 from earshot_train.corpus_v2.build import names_all, names_class
 from earshot_train.corpus_v2.curate import read_manifest as read_curated
 from earshot_train.corpus_v2.taxonomy import SourceClass, load_taxonomy
-from earshot_train.export import window_features
 from earshot_train.probe_v2 import features as probe_features
 from earshot_train.probe_v2 import fit_probe
 from earshot_train.shared import REPO_ROOT, shared_dir
@@ -75,27 +74,20 @@ def probe_support(named: Sequence[int], probs: np.ndarray, how: str) -> float:
     return max(p) if how == "max" else sum(p)
 
 
-def _hypotheses(
-    dec: BundleDecoder, samples: np.ndarray
-) -> tuple[list[tuple[str, float, int]], np.ndarray, np.ndarray]:
-    """((text, mean log-probability, tokens) of every finished hypothesis best first, tag probabilities,
-    time-pooled memory) of one window."""
-    m = dec.manifest
-    enc = m["encoder"]
-    feats = window_features(samples, dec.spec, float(m["window_seconds"]))
-    mem, logits = dec.encoder.run([enc["output"], m["tags"]["output"]], {enc["input"]: feats})
-    s = m["search"]
+def _hypotheses(dec: BundleDecoder, memory: np.ndarray) -> list[tuple[str, float, int]]:
+    """(text, mean log-probability, tokens) of every finished hypothesis of a WIDTH-wide constant beam
+    over one window's ``memory``, best first."""
+    s = dec.manifest["search"]
     hyps = search.beam_hypotheses(
         dec.step,
-        np.ascontiguousarray(mem, np.float32),
+        memory,
         WIDTH,
         int(s.get("max_len", 20)),
         float(s.get("length_norm", 1.0)),
         "constant",
         dec.rules,
     )
-    out = [(" ".join(dec.vocab[i] for i in h.ids if i not in dec.skip), h.score, len(h.ids)) for h in hyps]
-    return out, 1 / (1 + np.exp(-logits[0])), mem[0].mean(0)
+    return [(dec.text(h.ids), h.score, len(h.ids)) for h in hyps]
 
 
 def _evaluate(
@@ -142,10 +134,10 @@ def study(bundle: Path) -> dict[str, Any]:
     rows = []
     for r in val:
         x = load_audio(root / r["file"], sr)[:n]
-        window = np.pad(x, (0, n - len(x)))
-        hyps, tags, pooled = _hypotheses(dec, window)
+        memory, tags = dec.memory_and_tags(np.pad(x, (0, n - len(x))))
+        hyps = _hypotheses(dec, memory)
         with torch.no_grad():
-            probs = torch.softmax(probe(torch.from_numpy(pooled[None].astype(np.float32))), 1)[0].numpy()
+            probs = torch.softmax(probe(torch.from_numpy(memory[0].mean(0)[None])), 1)[0].numpy()
         tag_map = dict(zip(labels, tags.tolist(), strict=True))
         named = [
             [i for i, c in enumerate(names) if c in classes and names_class(t, classes[c])]
@@ -154,7 +146,7 @@ def study(bundle: Path) -> dict[str, Any]:
         rows.append(
             {
                 "class": r["class"],
-                "shipped": dec.decode(window).text,
+                "shipped": dec.decode_memory(memory).text,
                 "hyps": hyps,
                 "tags": [tag_support(t, tag_map, sources) for t, _, _ in hyps],
                 "probe_max": [probe_support(k, probs, "max") for k in named],
