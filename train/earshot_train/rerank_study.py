@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,13 +122,15 @@ def study(bundle: Path) -> dict[str, Any]:
         for r in read_curated()
         if r["action"] == "keep" and r["class"] and r["collection"] != "generated" and r["split"] == "val"
     ]
+    dec = BundleDecoder(bundle)
+    if not dec.manifest.get("tags"):
+        raise ValueError(f"{bundle}: the bundle has no tags output (the study needs mn04's tags)")
+    labels = (bundle / dec.manifest["tags"]["labels"]).read_text().splitlines()
     torch.set_num_threads(1)
     emb, y, names = probe_features(
         corpus_dir(CorpusConfig.load(REPO_ROOT / "train" / "configs" / "corpus-v2.toml"))
     )
     probe = fit_probe(torch.from_numpy(emb["train"]), y["train"], len(names), 300)
-    dec = BundleDecoder(bundle)
-    labels = (bundle / dec.manifest["tags"]["labels"]).read_text().splitlines()
     sr = dec.spec.sample_rate
     n = int(round(float(dec.manifest["window_seconds"]) * sr))
     root = shared_dir()
@@ -195,7 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--bundle", type=Path, default=REPO_ROOT / "models" / "default")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "train" / "results" / "rerank-study.json")
     a = ap.parse_args(argv)
-    res = study(a.bundle)
+    try:
+        res = study(a.bundle)
+    except (OSError, ValueError) as e:  # no such bundle, a bundle without tags, an unreadable file
+        print(f"rerank_study: {e}", file=sys.stderr)
+        return 2
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(res, indent=1))
     return 0
